@@ -1,0 +1,52 @@
+"""create_app(settings): wires the hub, transports, producers and static hosting.
+
+The only module that knows every part; nothing imports it but the CLI and tests.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import operations
+from .config import Settings
+from .errors import error_middleware
+from .history import MemoryHistory
+from .hub import HUB_KEY, Hub
+from .producers import trigger
+from .static import StaticFolder
+from .transports.socketio import SocketIOTransport
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+SOCKETIO_KEY = web.AppKey("socketio", SocketIOTransport)
+
+
+def create_app(settings: Settings) -> web.Application:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = web.Application(middlewares=[error_middleware, trigger.page_trigger_middleware])
+    app[SETTINGS_KEY] = settings
+    hub = Hub(MemoryHistory(per_channel=settings.history_size))
+    app[HUB_KEY] = hub
+
+    socketio_transport = SocketIOTransport(hub)
+    socketio_transport.attach(app)
+    app[SOCKETIO_KEY] = socketio_transport
+
+    trigger.add_routes(app)
+    operations.add_routes(app)
+    _add_static_routes(app, settings)
+    return app
+
+
+def _add_static_routes(app: web.Application, settings: Settings) -> None:
+    StaticFolder(settings.web_root / "sources", "/sources").add_routes(app, "sources")
+    static = StaticFolder(settings.web_root / "static", "/static")
+    static.add_routes(app, "static")
+
+    async def favicon(request: web.Request) -> web.StreamResponse:
+        return static.serve(request, "favicon.ico")
+
+    async def index(_request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound("/sources/")
+
+    app.router.add_get("/favicon.ico", favicon, name="favicon")
+    app.router.add_get("/", index, name="index")

@@ -1,0 +1,98 @@
+"""Settings from command-line flags and environment variables.
+
+Every flag has an environment variable (``NOTIFY_`` + the long flag name in
+upper case, dashes as underscores: ``--data-dir`` -> ``NOTIFY_DATA_DIR``); a
+flag on the command line wins over the variable, the variable over the default.
+Nothing here opens files or sockets: :func:`create_app` does that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+ENV_PREFIX = "NOTIFY_"
+
+
+@dataclass
+class Settings:
+    """Everything the server needs to start. Defaults suit one streamer's PC."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    loglevel: str = "INFO"
+    logfile: Path | None = PROJECT_ROOT / "log" / "notification_server.log"
+    web_root: Path = PROJECT_ROOT
+    data_dir: Path = Path("data")
+    history_size: int = 100
+    shutdown_timeout: float = 1.0
+
+
+def env_name(flag: str) -> str:
+    return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
+
+
+def add_option(parser: argparse.ArgumentParser | Any, *flags: str, **kwargs: Any) -> None:
+    """Add a flag whose default comes from its environment variable.
+
+    The variable's name is appended to the help text so ``-h`` documents it.
+    ``action="append"`` options read a comma-separated variable.
+    """
+    long_flag = next(f for f in flags if f.startswith("--"))
+    variable = env_name(long_flag)
+    raw = os.environ.get(variable)
+    if raw is not None:
+        if kwargs.get("action") == "append":
+            kwargs["default"] = [item.strip() for item in raw.split(",") if item.strip()]
+        elif kwargs.get("action") == "store_true":
+            kwargs["default"] = raw.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            kwargs["default"] = raw
+    help_text = kwargs.get("help", "")
+    kwargs["help"] = f"{help_text} [env: {variable}]".strip()
+    parser.add_argument(*flags, **kwargs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="notification_server.py",
+        description="Browser Notification Service: real-time events to web pages "
+                    "(socket.io, SSE) and Web Push to browsers.",
+    )
+    defaults = Settings()
+    add_option(parser, "-H", "--host", default=defaults.host,
+               help="Address to listen on. Use 0.0.0.0 to accept other machines.")
+    add_option(parser, "-p", "--port", type=int, default=defaults.port,
+               help="Listener port number. Default is 8080.")
+    add_option(parser, "-l", "--loglevel", type=str.upper, choices=LOG_LEVELS,
+               default=defaults.loglevel, help="Log level. INFO is the default.")
+    add_option(parser, "-f", "--logfile", default=str(defaults.logfile),
+               help="Log file, rotated by size; an empty value logs to the console only.")
+    add_option(parser, "--web-root", default=str(defaults.web_root),
+               help="Folder holding sources/ and static/. Default: the project folder.")
+    add_option(parser, "--data-dir", default=str(defaults.data_dir),
+               help="Folder for keys and databases, created on start. Default: ./data")
+    add_option(parser, "--history-size", type=int, default=defaults.history_size,
+               help="Events kept per channel for clients that reconnect. Default: 100.")
+    return parser
+
+
+def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.loglevel not in LOG_LEVELS:  # argparse checks choices on the command line only
+        parser.error(f"log level {args.loglevel!r} is not one of {', '.join(LOG_LEVELS)}")
+    return Settings(
+        host=args.host,
+        port=int(args.port),
+        loglevel=args.loglevel,
+        logfile=Path(args.logfile) if args.logfile else None,
+        web_root=Path(args.web_root),
+        data_dir=Path(args.data_dir),
+        history_size=int(args.history_size),
+    )

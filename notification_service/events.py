@@ -1,0 +1,76 @@
+"""The Event every way in produces, and the rules for channel and event names.
+
+A channel is the one concept behind a seed-0 listening ``code``, a ws-emit
+``room`` and a broadcast ``channel``. Names are checked here, once, so every
+producer and transport agrees on what is valid. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import INVALID_CODE, INVALID_EVENT_NAME, ErrorKind
+
+CODE_MAX_LENGTH = 128
+EVENT_NAME_MAX_LENGTH = 128
+# URL-unreserved characters: a code never needs escaping in a URL, a shell or OBS.
+CODE_PATTERN = re.compile(r"[A-Za-z0-9_.~-]{1,%d}" % CODE_MAX_LENGTH)
+# Printable, no whitespace controls; socket.io and SSE both carry it verbatim.
+EVENT_NAME_PATTERN = re.compile(r"[^\x00-\x1f\x7f]{1,%d}" % EVENT_NAME_MAX_LENGTH)
+# Names the socket.io client keeps for itself: an event called this would never
+# reach a page's handler, so it is refused at the door instead of lost silently.
+RESERVED_EVENT_NAMES = frozenset(
+    {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One published event. ``id`` is assigned by the Hub; ``time`` is Unix seconds."""
+
+    id: str
+    channel: str
+    name: str
+    data: Any
+    time: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "channel": self.channel, "name": self.name,
+                "data": self.data, "time": self.time}
+
+
+def validate_code(code: str, error: ErrorKind = INVALID_CODE) -> str:
+    """Return ``code`` if it is a valid listening code, else raise ``error``."""
+    if not CODE_PATTERN.fullmatch(code):
+        raise error(
+            f"A code is 1 to {CODE_MAX_LENGTH} characters from A-Z a-z 0-9 _ . ~ - "
+            f"(got {len(code)} characters{_first_bad_character(code, CODE_PATTERN)})."
+        )
+    return code
+
+
+def validate_event_name(name: str, error: ErrorKind = INVALID_EVENT_NAME) -> str:
+    """Return ``name`` if it can be delivered as an event name, else raise ``error``."""
+    if not EVENT_NAME_PATTERN.fullmatch(name):
+        raise error(
+            f"An event name is 1 to {EVENT_NAME_MAX_LENGTH} characters without control "
+            f"characters (got {len(name)} characters)."
+        )
+    if name in RESERVED_EVENT_NAMES:
+        raise error(f"'{name}' is reserved by socket.io clients; choose another event name.")
+    return name
+
+
+def trigger_event_name(raw: str) -> str:
+    """The seed-0 rule: upper-case, spaces become ``_`` (``new follower`` -> ``NEW_FOLLOWER``)."""
+    return validate_event_name(raw.upper().replace(" ", "_"))
+
+
+def _first_bad_character(value: str, pattern: re.Pattern[str]) -> str:
+    single = re.compile(pattern.pattern.split("{", 1)[0])
+    for position, character in enumerate(value):
+        if not single.fullmatch(character):
+            return f"; {character!r} at position {position} is not allowed"
+    return ""

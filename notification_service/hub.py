@@ -1,0 +1,95 @@
+"""The Hub: the one place that publishes.
+
+Every way in (GET triggers, JSON routes, the Python API) calls
+:meth:`Hub.publish`; every way out is a :class:`Transport` the Hub hands the
+Event to. The Hub assigns the id, keeps history, and answers the producer with
+a :class:`DeliveryReport` so a bot can tell "sent to 1 overlay" from "nobody
+listening". It never loops over connections and never logs per recipient.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from aiohttp import web
+
+from .events import Event
+from .history import MemoryHistory
+
+log = logging.getLogger(__name__)
+
+
+class Transport(Protocol):
+    """A way out. Transports deliver; they never decide who may publish."""
+
+    name: str
+
+    def listener_count(self, channel: str) -> int:
+        """How many listeners this transport has on ``channel`` right now (O(1))."""
+
+    async def deliver(self, event: Event) -> None:
+        """Hand ``event`` to every local listener of ``event.channel``."""
+
+
+@dataclass(slots=True)
+class DeliveryReport:
+    """What happened to one published event."""
+
+    event: Event
+    listeners: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.listeners.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.event.id, "channel": self.event.channel, "event": self.event.name,
+                "listeners": self.total, "transports": dict(self.listeners)}
+
+
+def mask(channel: str) -> str:
+    """Show a channel in logs without giving it away: ``1234`` -> ``12**``."""
+    return channel[:2] + "**"
+
+
+class Hub:
+    """Publishes events to channels through every registered transport.
+
+    :param history: assigns ids and keeps recent events per channel.
+    :param clock: source of event times (Unix seconds); replaceable in tests.
+    """
+
+    def __init__(self, history: MemoryHistory | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.history = history or MemoryHistory()
+        self.clock = clock
+        self.transports: list[Transport] = []
+
+    def add_transport(self, transport: Transport) -> None:
+        self.transports.append(transport)
+
+    def listener_count(self, channel: str) -> int:
+        return sum(t.listener_count(channel) for t in self.transports)
+
+    async def publish(self, channel: str, name: str, data: Any) -> DeliveryReport:
+        """Publish one event; the only way anything is delivered.
+
+        ``channel`` and ``name`` must already be valid (see :mod:`.events`): the
+        producers validate, because each answers a bad name in its own contract.
+        """
+        event = self.history.append(channel, name, data, self.clock())
+        report = DeliveryReport(event)
+        for transport in self.transports:
+            report.listeners[transport.name] = transport.listener_count(channel)
+            await transport.deliver(event)
+        log.info("published %s to %s id=%s listeners=%d",
+                 name, mask(channel), event.id, report.total)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("event %s on %s data=%r", event.id, channel, data)
+        return report
+
+
+HUB_KEY = web.AppKey("hub", Hub)

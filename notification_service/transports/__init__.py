@@ -1,0 +1,1 @@
+"""Ways out: each transport delivers Events the Hub hands it to its own listeners."""

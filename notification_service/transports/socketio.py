@@ -1,0 +1,133 @@
+"""socket.io transport: pages and OBS sources listening on channels (rooms).
+
+A page registers a listening code (a channel) by ``?code=`` on the connection
+URL, by the handshake ``auth: {code}``, or by the original handshake: the
+server emits ``WELCOME`` and the page emits ``REGISTER {"code": ...}``.
+Fan-out is one ``emit`` to the room: the packet is encoded once, and nothing
+here loops over all connections or logs per recipient.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import socketio
+from aiohttp import web
+from engineio.async_drivers import aiohttp as engineio_aiohttp
+
+from .. import jsoncodec
+from ..errors import INVALID_CODE, ApiError
+from ..events import Event, validate_code
+from ..hub import Hub, mask
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/"
+WELCOME_MESSAGE = "Connected to Browser Notification Service. Emit REGISTER {\"code\": ...} to listen."
+
+
+class UncompressedWebSocket(engineio_aiohttp.WebSocket):
+    """engine.io's aiohttp WebSocket with permessage-deflate turned off.
+
+    aiohttp compresses by default and python-engineio offers no switch. Every
+    browser negotiates deflate, which keeps a zlib state per connection (about
+    100 KB each) and costs ~19% more CPU per broadcast, for alerts of a few
+    hundred bytes that gain nothing from it (see shared/FACTS.md).
+    """
+
+    async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        request = environ["aiohttp.request"]
+        self._sock = web.WebSocketResponse(
+            max_msg_size=self.server.max_http_buffer_size, compress=False)
+        await self._sock.prepare(request)
+        self.environ = environ
+        await self.handler(self)
+        return self._sock
+
+
+class SocketIOTransport:
+    """Delivers Events to socket.io rooms named after channels.
+
+    :param hub: the Hub this transport registers with.
+    :param cors_allowed_origins: passed to python-socketio; ``[]`` means same origin only.
+    :param ping_interval: seconds between engine.io pings (whole seconds: the
+        protocol truncates fractions).
+    """
+
+    name = "socketio"
+
+    def __init__(self, hub: Hub, *, cors_allowed_origins: list[str] | str | None = None,
+                 ping_interval: int = 25, ping_timeout: int = 20,
+                 max_message_bytes: int = 1_000_000) -> None:
+        self.hub = hub
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            cors_allowed_origins=[] if cors_allowed_origins is None else cors_allowed_origins,
+            json=jsoncodec,
+            logger=False,
+            engineio_logger=False,
+            # Accept first, then run our handler: WELCOME (emitted in the handler)
+            # must reach the client after the connect acknowledgement.
+            always_connect=True,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            max_http_buffer_size=max_message_bytes,
+        )
+        self.sio.eio._async = {**self.sio.eio._async, "websocket": UncompressedWebSocket}
+        self._codes: dict[str, str] = {}
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("REGISTER", self._on_register)
+        hub.add_transport(self)
+
+    def attach(self, app: web.Application) -> None:
+        self.sio.attach(app)
+        app.on_shutdown.append(self._on_shutdown)
+
+    # -- Transport -------------------------------------------------------
+    def listener_count(self, channel: str) -> int:
+        room = self.sio.manager.rooms.get(NAMESPACE, {}).get(channel)
+        return len(room) if room else 0
+
+    async def deliver(self, event: Event) -> None:
+        await self.sio.emit(event.name, event.data, to=event.channel, namespace=NAMESPACE)
+
+    # -- handlers --------------------------------------------------------
+    async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        await self.sio.emit("WELCOME", {"message": WELCOME_MESSAGE}, to=sid)
+        code = auth.get("code") if isinstance(auth, dict) else None
+        if code is None:
+            code = environ["aiohttp.request"].query.get("code")
+        if code is not None:
+            await self._register(sid, code)
+
+    async def _on_disconnect(self, sid: str, *_reason: Any) -> None:
+        self._codes.pop(sid, None)
+
+    async def _on_register(self, sid: str, data: Any) -> dict[str, Any]:
+        code = data.get("code") if isinstance(data, dict) else data
+        return await self._register(sid, code)
+
+    async def _register(self, sid: str, code: Any) -> dict[str, Any]:
+        """Listen on ``code``, replacing any earlier code of this connection."""
+        try:
+            if not isinstance(code, str):
+                raise INVALID_CODE('REGISTER needs {"code": "<your code>"} with a string code.')
+            validate_code(code)
+        except ApiError as error:
+            await self.sio.emit("ERROR", {"message": error.message, "code": error.code}, to=sid)
+            return {"ok": False, "error": error.message}
+        previous = self._codes.get(sid)
+        if previous is not None and previous != code:
+            await self.sio.leave_room(sid, previous)
+        await self.sio.enter_room(sid, code)
+        self._codes[sid] = code
+        log.debug("connection %s registered code %s", sid, mask(code))
+        return {"ok": True, "code": code}
+
+    async def _on_shutdown(self, _app: web.Application) -> None:
+        """Close every connection at once so pages reconnect to the next process."""
+        if self.sio.eio.sockets:
+            await self.sio.eio.disconnect()
+        await self.sio.shutdown()
