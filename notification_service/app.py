@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import operations
-from .config import Settings
+from .config import SETTINGS_KEY, Settings
 from .errors import error_middleware
 from .history import MemoryHistory
 from .hub import HUB_KEY, Hub
@@ -16,7 +16,6 @@ from .producers import trigger
 from .static import StaticFolder
 from .transports.socketio import SocketIOTransport
 
-SETTINGS_KEY = web.AppKey("settings", Settings)
 SOCKETIO_KEY = web.AppKey("socketio", SocketIOTransport)
 
 

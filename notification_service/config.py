@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from aiohttp import web
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ENV_PREFIX = "NOTIFY_"
@@ -30,6 +32,8 @@ class Settings:
     web_root: Path = PROJECT_ROOT
     data_dir: Path = Path("data")
     history_size: int = 100
+    publish_token: str | None = None
+    admin_token: str | None = None
     shutdown_timeout: float = 1.0
 
 
@@ -79,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
                help="Folder for keys and databases, created on start. Default: ./data")
     add_option(parser, "--history-size", type=int, default=defaults.history_size,
                help="Events kept per channel for clients that reconnect. Default: 100.")
+    add_option(parser, "--publish-token", default=None,
+               help="Token every publisher must send (Authorization: Bearer, or &token= "
+                    "on trigger URLs). Off by default; set it when binding to a public address.")
+    add_option(parser, "--admin-token", default=None,
+               help="Token for admin routes (Authorization: Bearer).")
     return parser
 
 
@@ -95,4 +104,9 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         web_root=Path(args.web_root),
         data_dir=Path(args.data_dir),
         history_size=int(args.history_size),
+        publish_token=args.publish_token or None,
+        admin_token=args.admin_token or None,
     )
+
+
+SETTINGS_KEY = web.AppKey("settings", Settings)

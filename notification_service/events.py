@@ -28,13 +28,18 @@ RESERVED_EVENT_NAMES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One published event. ``id`` is assigned by the Hub; ``time`` is Unix seconds."""
+    """One published event. ``id`` is assigned by the Hub; ``time`` is Unix seconds.
+
+    ``push`` is the producer's request that Web Push subscribers of the channel
+    get the event too (live listeners always do).
+    """
 
     id: str
     channel: str
     name: str
     data: Any
     time: float
+    push: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "channel": self.channel, "name": self.name,

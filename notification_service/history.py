@@ -33,7 +33,8 @@ class MemoryHistory:
         self.epoch = epoch or secrets.token_hex(4)
         self._channels: OrderedDict[str, tuple[list[int], deque[Event]]] = OrderedDict()
 
-    def append(self, channel: str, name: str, data: Any, time: float) -> Event:
+    def append(self, channel: str, name: str, data: Any, time: float, *,
+               push: bool = False) -> Event:
         """Create the channel's next Event and keep it."""
         entry = self._channels.get(channel)
         if entry is None:
@@ -45,7 +46,7 @@ class MemoryHistory:
             self._channels.move_to_end(channel)
         counter, events = entry
         counter[0] += 1
-        event = Event(f"{self.epoch}-{counter[0]}", channel, name, data, time)
+        event = Event(f"{self.epoch}-{counter[0]}", channel, name, data, time, push)
         events.append(event)
         return event
 

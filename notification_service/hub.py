@@ -27,11 +27,11 @@ class Transport(Protocol):
 
     name: str
 
-    def listener_count(self, channel: str) -> int:
-        """How many listeners this transport has on ``channel`` right now (O(1))."""
+    async def deliver(self, event: Event) -> int:
+        """Hand ``event`` to every local listener of ``event.channel``; return how many.
 
-    async def deliver(self, event: Event) -> None:
-        """Hand ``event`` to every local listener of ``event.channel``."""
+        Must not loop over every connection: count and fan out by channel.
+        """
 
 
 @dataclass(slots=True)
@@ -71,20 +71,18 @@ class Hub:
     def add_transport(self, transport: Transport) -> None:
         self.transports.append(transport)
 
-    def listener_count(self, channel: str) -> int:
-        return sum(t.listener_count(channel) for t in self.transports)
-
-    async def publish(self, channel: str, name: str, data: Any) -> DeliveryReport:
+    async def publish(self, channel: str, name: str, data: Any, *,
+                      push: bool = False) -> DeliveryReport:
         """Publish one event; the only way anything is delivered.
 
         ``channel`` and ``name`` must already be valid (see :mod:`.events`): the
         producers validate, because each answers a bad name in its own contract.
+        ``push`` asks that the channel's Web Push subscribers get it too.
         """
-        event = self.history.append(channel, name, data, self.clock())
+        event = self.history.append(channel, name, data, self.clock(), push=push)
         report = DeliveryReport(event)
         for transport in self.transports:
-            report.listeners[transport.name] = transport.listener_count(channel)
-            await transport.deliver(event)
+            report.listeners[transport.name] = await transport.deliver(event)
         log.info("published %s to %s id=%s listeners=%d",
                  name, mask(channel), event.id, report.total)
         if log.isEnabledFor(logging.DEBUG):

@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..config import SETTINGS_KEY
 from ..errors import MISSING_PARAMETER, Handler
 from ..events import trigger_event_name, validate_code
 from ..hub import HUB_KEY
+from ..tokens import require_token
+
+# Query parameters that steer the trigger and are never part of the event data.
+CONTROL_PARAMETERS = ("token",)
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 # Routes whose GET may carry ?code=&event= and then trigger instead of serving:
 # the page folders the seed README fires through, and paths that match nothing.
@@ -22,15 +28,19 @@ PAGE_ROUTE_NAMES = frozenset({"sources", "sources-root", "static", "static-root"
 async def trigger(request: web.Request) -> web.Response:
     """Publish the event a GET query describes and answer with the seed-0 JSON."""
     query = request.query
+    require_token(request, request.app[SETTINGS_KEY].publish_token, "publish")
     for required in ("code", "event"):
         if required not in query:
             raise MISSING_PARAMETER(
                 f"Missing query parameter '{required}': fire "
                 f"/notify?code=<your code>&event=<EVENT_NAME>&key=value")
     data = dict(query.items())  # every parameter as a string; the last repeated value wins
+    for control in CONTROL_PARAMETERS:
+        data.pop(control, None)
     code = validate_code(data["code"])
     name = trigger_event_name(data["event"])
-    report = await request.app[HUB_KEY].publish(code, name, data)
+    push = data.get("push", "").lower() in TRUE_WORDS
+    report = await request.app[HUB_KEY].publish(code, name, data, push=push)
     count = report.total
     return web.json_response({
         "success": 1,

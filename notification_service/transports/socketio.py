@@ -90,8 +90,11 @@ class SocketIOTransport:
         room = self.sio.manager.rooms.get(NAMESPACE, {}).get(channel)
         return len(room) if room else 0
 
-    async def deliver(self, event: Event) -> None:
-        await self.sio.emit(event.name, event.data, to=event.channel, namespace=NAMESPACE)
+    async def deliver(self, event: Event) -> int:
+        count = self.listener_count(event.channel)
+        if count:
+            await self.sio.emit(event.name, event.data, to=event.channel, namespace=NAMESPACE)
+        return count
 
     # -- handlers --------------------------------------------------------
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:

@@ -1,0 +1,44 @@
+"""Shared-secret checks for publishers and admins, in constant time.
+
+A token is read from ``Authorization: Bearer <token>`` or, for chat bots that
+can only fire a URL, from the ``token`` query parameter. A token that is not
+configured (None) means the check is off.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+
+from .errors import ErrorKind
+
+UNAUTHORIZED = ErrorKind(401, 40101)
+FORBIDDEN = ErrorKind(403, 40301)
+
+
+def secrets_equal(given: str | None, expected: str) -> bool:
+    """Constant-time comparison, so a wrong guess never tells how close it was."""
+    if given is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def presented_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.query.get("token")
+
+
+def require_token(request: web.Request, expected: str | None, what: str) -> None:
+    """Raise 401 (no token) or 403 (wrong token) unless ``expected`` is None or presented."""
+    if expected is None:
+        return
+    given = presented_token(request)
+    if given is None:
+        raise UNAUTHORIZED(f"This server requires the {what} token: send "
+                           f"'Authorization: Bearer <token>' or add &token=<token> to the URL.")
+    if not secrets_equal(given, expected):
+        raise FORBIDDEN(f"The {what} token is wrong.")

@@ -1,0 +1,121 @@
+"""Test helpers: a real server on a free port, real socket.io clients, service checks.
+
+Tests read like the README: start the server, connect like a page, fire like a
+bot, assert what arrived. Waiting is always on an event, with a bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import socketio
+from aiohttp import web
+
+from notification_service.app import create_app
+from notification_service.config import PROJECT_ROOT, Settings
+from notification_service.hub import HUB_KEY, Hub
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+WAIT = 5.0  # seconds any single expected thing may take before a test fails
+
+
+def require(available: bool, reason: str) -> None:
+    """Skip on a laptop without the service; in CI a missing service is a failure."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"CI must run this test, but {reason}")
+    pytest.skip(reason)
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+def require_chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    require(path is not None, "Debian's chromium is not installed (apt-get install -y chromium)")
+    return path  # type: ignore[return-value]
+
+
+def test_settings(tmp_path: Any, **overrides: Any) -> Settings:
+    settings = Settings(port=0, logfile=None, web_root=PROJECT_ROOT, data_dir=tmp_path / "data")
+    for key, value in overrides.items():
+        setattr(settings, key, value)
+    return settings
+
+
+@dataclass
+class RunningServer:
+    app: web.Application
+    runner: web.AppRunner
+    url: str
+
+    @property
+    def hub(self) -> Hub:
+        return self.app[HUB_KEY]
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_server(settings: Settings) -> RunningServer:
+    app = create_app(settings)
+    runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return RunningServer(app, runner, f"http://127.0.0.1:{port}")
+
+
+@dataclass
+class Page:
+    """A real python-socketio client that records every event it receives, in order."""
+
+    client: socketio.AsyncClient
+    received: list[tuple[str, Any]] = field(default_factory=list)
+    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def _record(self, name: str, *args: Any) -> None:
+        self.received.append((name, args[0] if len(args) == 1 else args))
+        self._arrived.set()
+
+    async def wait_for(self, name: str, count: int = 1, timeout: float = WAIT) -> list[Any]:
+        """Wait until ``count`` events called ``name`` arrived; return their data."""
+        async def until() -> list[Any]:
+            while True:
+                found = [data for event, data in self.received if event == name]
+                if len(found) >= count:
+                    return found
+                self._arrived.clear()
+                await self._arrived.wait()
+        return await asyncio.wait_for(until(), timeout)
+
+    def named(self, name: str) -> list[Any]:
+        return [data for event, data in self.received if event == name]
+
+    async def emit(self, event: str, data: Any = None) -> Any:
+        """Emit and wait for the server's acknowledgement."""
+        return await self.client.call(event, data, timeout=WAIT)
+
+    async def close(self) -> None:
+        await self.client.disconnect()
+
+
+async def connect_page(url: str, *, query: str = "", auth: Any = None,
+                       transports: list[str] | None = None) -> Page:
+    client = socketio.AsyncClient(reconnection=False)
+    page = Page(client)
+    client.on("*", page._record)
+    await client.connect(url + (f"?{query}" if query else ""), auth=auth,
+                         transports=transports or ["websocket"], wait_timeout=WAIT)
+    return page
