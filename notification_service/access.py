@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from aiohttp import web
+
 from .errors import ErrorKind
 from .tokens import secrets_equal
 
@@ -76,3 +78,6 @@ class ChannelAccess:
                                  f"cannot be joined yet (PUT /admin/spaces/{space}).")
         if not secrets_equal(secret, expected):
             raise LISTEN_REFUSED(f"Wrong or missing secret for the space '{space}'.")
+
+
+ACCESS_KEY = web.AppKey("channel_access", ChannelAccess)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import operations
+from .access import ACCESS_KEY, ChannelAccess
 from .config import SETTINGS_KEY, Settings
 from .errors import error_middleware
 from .history import MemoryHistory
@@ -25,6 +26,7 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS_KEY] = settings
     hub = Hub(MemoryHistory(per_channel=settings.history_size))
     app[HUB_KEY] = hub
+    app[ACCESS_KEY] = ChannelAccess()
 
     socketio_transport = SocketIOTransport(hub)
     socketio_transport.attach(app)
