@@ -7,17 +7,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import operations
+from . import operations, registry
 from .access import ACCESS_KEY, ChannelAccess
 from .config import SETTINGS_KEY, Settings
 from .errors import error_middleware
 from .history import MemoryHistory
 from .hub import HUB_KEY, Hub
+from .identity import JWT_VERIFIER_KEY, JwtVerifier
+from .operations import HEALTH_KEY, HealthChecks, data_dir_check
+from .registry import REGISTRY_KEY, ConnectionRegistry
 from .producers import trigger
 from .static import StaticFolder
 from .transports.socketio import SocketIOTransport
+from .transports.sse import SSETransport
 
 SOCKETIO_KEY = web.AppKey("socketio", SocketIOTransport)
+SSE_KEY = web.AppKey("sse", SSETransport)
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -27,13 +32,28 @@ def create_app(settings: Settings) -> web.Application:
     hub = Hub(MemoryHistory(per_channel=settings.history_size))
     app[HUB_KEY] = hub
     app[ACCESS_KEY] = ChannelAccess()
+    health = app[HEALTH_KEY] = HealthChecks()
+    health.add("data_dir", data_dir_check(settings.data_dir))
+    verifier = app[JWT_VERIFIER_KEY] = JwtVerifier.from_files(
+        secret=settings.jwt_secret, public_key_file=settings.jwt_public_key,
+        leeway=settings.jwt_leeway)
+    connections = app[REGISTRY_KEY] = ConnectionRegistry()
 
     socketio_transport = SocketIOTransport(hub)
+    socketio_transport.use_identities(verifier, connections)
     socketio_transport.attach(app)
     app[SOCKETIO_KEY] = socketio_transport
 
+    sse_transport = SSETransport(
+        hub, access=app[ACCESS_KEY], verifier=verifier, registry=connections,
+        ping_interval=settings.sse_ping_interval, queue_size=settings.sse_queue_size,
+        retry_ms=settings.sse_retry_ms)
+    sse_transport.add_routes(app)
+    app[SSE_KEY] = sse_transport
+
     trigger.add_routes(app)
     operations.add_routes(app)
+    registry.add_routes(app)
     _add_static_routes(app, settings)
     return app
 

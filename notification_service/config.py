@@ -35,6 +35,12 @@ class Settings:
     publish_token: str | None = None
     admin_token: str | None = None
     shutdown_timeout: float = 1.0
+    jwt_secret: str | None = None
+    jwt_public_key: Path | None = None
+    jwt_leeway: float = 10.0
+    sse_ping_interval: float = 30.0
+    sse_queue_size: int = 256
+    sse_retry_ms: int = 3000
 
 
 def env_name(flag: str) -> str:
@@ -88,6 +94,22 @@ def build_parser() -> argparse.ArgumentParser:
                     "on trigger URLs). Off by default; set it when binding to a public address.")
     add_option(parser, "--admin-token", default=None,
                help="Token for admin routes (Authorization: Bearer).")
+    add_option(parser, "--jwt-secret", default=None,
+               help="HS256 secret that verifies listeners' JWTs (SSE, socket.io auth.token, "
+                    "/connections); the seed's JWT_SECRET. Use 32+ random bytes.")
+    add_option(parser, "--jwt-public-key", default=None,
+               help="PEM public key file that verifies JWTs: an RSA key accepts RS256, "
+                    "an EC P-256 key ES256.")
+    add_option(parser, "--jwt-leeway", type=float, default=defaults.jwt_leeway,
+               help="Seconds of clock skew tolerated on a JWT's exp and iat. Default: 10.")
+    add_option(parser, "--sse-ping-interval", type=float, default=defaults.sse_ping_interval,
+               help="Seconds between ping events on SSE streams. Default: 30.")
+    add_option(parser, "--sse-queue-size", type=int, default=defaults.sse_queue_size,
+               help="Events an SSE stream may have waiting before its client is cut off "
+                    "as too slow. Default: 256.")
+    add_option(parser, "--sse-retry", type=int, default=defaults.sse_retry_ms,
+               help="Milliseconds browsers wait before reconnecting a dropped SSE stream "
+                    "(the retry: hint). Default: 3000.")
     return parser
 
 
@@ -106,6 +128,12 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         history_size=int(args.history_size),
         publish_token=args.publish_token or None,
         admin_token=args.admin_token or None,
+        jwt_secret=args.jwt_secret or None,
+        jwt_public_key=Path(args.jwt_public_key) if args.jwt_public_key else None,
+        jwt_leeway=float(args.jwt_leeway),
+        sse_ping_interval=float(args.sse_ping_interval),
+        sse_queue_size=int(args.sse_queue_size),
+        sse_retry_ms=int(args.sse_retry),
     )
 
 

@@ -1,22 +1,96 @@
-"""Liveness routes for monitors, load balancers and the seed-0 heartbeat.
+"""Liveness and health routes for monitors, load balancers and the seed-0 heartbeat.
 
-Deliberately nothing that lists codes or channels: a listening code is a
-secret (the original ``/clients`` route leaked every one of them).
+``/heartbeat`` answers that the process runs. ``/health`` asks every component
+that registered a check (data folder, stores, later Redis) and answers 503
+naming the failing ones, so a load balancer takes a node with a dead store out
+of rotation. Deliberately nothing that lists codes or channels: a listening
+code is a secret (the original ``/clients`` route leaked every one of them).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Awaitable, Callable
+
 from aiohttp import web
+
+from . import jsoncodec
+from .errors import ErrorKind
+
+log = logging.getLogger(__name__)
+
+COMPONENT_FAILING = ErrorKind(503, 50361)
+CHECK_TIMEOUT_SECONDS = 2.0
+
+HealthCheck = Callable[[], Awaitable[None]]
+
+
+class HealthChecks:
+    """Named async checks. A check returns when its component works and raises when not.
+
+    The exception's message is shown to the caller, so a check must raise with
+    a message that carries no secret (no connection strings with passwords).
+
+    :param timeout: seconds a check may take before it counts as failing.
+    """
+
+    def __init__(self, timeout: float = CHECK_TIMEOUT_SECONDS) -> None:
+        self.timeout = timeout
+        self._checks: dict[str, HealthCheck] = {}
+
+    def add(self, name: str, check: HealthCheck) -> None:
+        if name in self._checks:
+            raise ValueError(f"a health check named {name!r} is already registered")
+        self._checks[name] = check
+
+    async def run(self) -> dict[str, dict[str, str]]:
+        """Run every check concurrently; return each component's state."""
+        names = list(self._checks)
+        results = await asyncio.gather(*(self._run_one(name) for name in names))
+        return dict(zip(names, results))
+
+    async def _run_one(self, name: str) -> dict[str, str]:
+        try:
+            await asyncio.wait_for(self._checks[name](), self.timeout)
+        except asyncio.TimeoutError:
+            return {"status": "fail", "error": f"no answer within {self.timeout:g} s"}
+        except Exception as error:  # a health check reports failures, it never raises them
+            log.warning("health check %s failed: %s", name, error)
+            return {"status": "fail", "error": str(error) or type(error).__name__}
+        return {"status": "ok"}
+
+
+def data_dir_check(path: Path) -> HealthCheck:
+    """The data folder exists and is writable (keys and SQLite stores live there)."""
+    async def check() -> None:
+        if not path.is_dir():
+            raise RuntimeError("the data folder does not exist")
+        if not os.access(path, os.W_OK):
+            raise RuntimeError("the data folder is not writable")
+    return check
 
 
 async def heartbeat(_request: web.Request) -> web.Response:
     return web.json_response({"heartbeat": "OK"})
 
 
-async def health(_request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+async def health(request: web.Request) -> web.Response:
+    components = await request.app[HEALTH_KEY].run()
+    failing = sorted(name for name, state in components.items() if state["status"] != "ok")
+    if not failing:
+        return web.json_response({"status": "ok", "components": components},
+                                 dumps=jsoncodec.dumps)
+    error = COMPONENT_FAILING(f"Failing: {', '.join(failing)}.")
+    body = {"status": "fail", "failing": failing, "components": components, **error.to_dict()}
+    return web.json_response(body, status=error.http, dumps=jsoncodec.dumps)
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/heartbeat", heartbeat, name="heartbeat")
     app.router.add_get("/health", health, name="health")
+
+
+HEALTH_KEY = web.AppKey("health_checks", HealthChecks)

@@ -20,6 +20,8 @@ from .. import jsoncodec
 from ..errors import INVALID_CODE, ApiError
 from ..events import Event, validate_code
 from ..hub import Hub, mask
+from ..identity import TOKEN_MALFORMED, JwtVerifier
+from ..registry import ConnectionInfo, ConnectionRegistry
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,9 @@ class SocketIOTransport:
         )
         self.sio.eio._async = {**self.sio.eio._async, "websocket": UncompressedWebSocket}
         self._codes: dict[str, str] = {}
+        self.verifier: JwtVerifier = JwtVerifier()
+        self.registry: ConnectionRegistry = ConnectionRegistry()
+        self._identified: dict[str, ConnectionInfo] = {}
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("REGISTER", self._on_register)
@@ -98,6 +103,9 @@ class SocketIOTransport:
 
     # -- handlers --------------------------------------------------------
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if token is not None and not await self._identify(sid, environ, token):
+            return
         await self.sio.emit("WELCOME", {"message": WELCOME_MESSAGE}, to=sid)
         code = auth.get("code") if isinstance(auth, dict) else None
         if code is None:
@@ -107,6 +115,33 @@ class SocketIOTransport:
 
     async def _on_disconnect(self, sid: str, *_reason: Any) -> None:
         self._codes.pop(sid, None)
+        info = self._identified.pop(sid, None)
+        if info is not None:
+            self.registry.remove(info)
+
+    # -- JWT identity (auth: {token}) -------------------------------------
+    def use_identities(self, verifier: JwtVerifier, registry: ConnectionRegistry) -> None:
+        """Verify ``auth: {token}`` with ``verifier``; list identified sockets in ``registry``."""
+        self.verifier = verifier
+        self.registry = registry
+
+    async def _identify(self, sid: str, environ: dict[str, Any], token: Any) -> bool:
+        """Join the token's user and application channels, or emit ERROR and disconnect."""
+        try:
+            if not isinstance(token, str):
+                raise TOKEN_MALFORMED("auth.token must be the JWT as a string.")
+            identity = self.verifier.verify(token)
+        except ApiError as error:
+            await self.sio.emit("ERROR", {"message": error.message, "code": error.code}, to=sid)
+            await self.sio.disconnect(sid)
+            return False
+        await self.sio.enter_room(sid, identity.user_channel)
+        await self.sio.enter_room(sid, identity.application_channel)
+        info = ConnectionInfo(sid, identity, self.name,
+                              environ["aiohttp.request"].remote or "")
+        self._identified[sid] = info
+        self.registry.add(info)
+        return True
 
     async def _on_register(self, sid: str, data: Any) -> dict[str, Any]:
         code = data.get("code") if isinstance(data, dict) else data

@@ -1,0 +1,127 @@
+"""Who is connected with a JWT identity, over any transport, and the routes that list it.
+
+Transports add a connection when a listener proves an identity (SSE with a
+bearer JWT, socket.io with ``auth: {token}``) and remove it when it goes. The
+routes answer the seed-3 shape (user -> connection id -> details) plus a
+``transport`` field. Indexed by application and user, so listing one
+application never scans the others.
+
+This module must never list anonymous listeners: a listening code is a secret,
+and only connections that identified themselves belong to an application.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from . import jsoncodec
+from .access import Identity
+from .config import SETTINGS_KEY
+from .errors import ErrorKind
+from .identity import JWT_VERIFIER_KEY, TOKEN_MISSING, bearer_token
+from .tokens import secrets_equal
+
+CONNECTIONS_FORBIDDEN = ErrorKind(403, 40360)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """One identified connection. ``created_at`` is Unix seconds, as in the seed."""
+
+    id: str
+    identity: Identity
+    transport: str
+    remote_addr: str = ""
+    created_at: int = field(default_factory=lambda: int(time.time()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": self.created_at,
+            "remote_addr": self.remote_addr,
+            "application": {"id": self.identity.application},
+            "user": {"id": self.identity.user},
+            "transport": self.transport,
+        }
+
+
+class ConnectionRegistry:
+    """Identified connections by application, then user, then connection id."""
+
+    def __init__(self) -> None:
+        self._applications: dict[str, dict[str, dict[str, ConnectionInfo]]] = {}
+
+    def add(self, connection: ConnectionInfo) -> None:
+        identity = connection.identity
+        users = self._applications.setdefault(identity.application, {})
+        users.setdefault(identity.user, {})[connection.id] = connection
+
+    def remove(self, connection: ConnectionInfo) -> None:
+        identity = connection.identity
+        users = self._applications.get(identity.application)
+        if users is None:
+            return
+        connections = users.get(identity.user)
+        if connections is None:
+            return
+        connections.pop(connection.id, None)
+        if not connections:
+            del users[identity.user]
+            if not users:
+                del self._applications[identity.application]
+
+    def application(self, application: str) -> dict[str, dict[str, dict[str, Any]]]:
+        """The seed's ``GET /connections/{application_id}`` body."""
+        users = self._applications.get(application, {})
+        return {user: {cid: info.to_dict() for cid, info in connections.items()}
+                for user, connections in users.items()}
+
+    def user(self, application: str, user: str) -> dict[str, dict[str, Any]]:
+        """The seed's ``GET /connections/{application_id}/{user_id}`` body."""
+        connections = self._applications.get(application, {}).get(user, {})
+        return {cid: info.to_dict() for cid, info in connections.items()}
+
+
+def require_application_access(request: web.Request, application: str) -> None:
+    """Allow the admin token, or a JWT issued by ``application``; else 401/403 with why."""
+    token = bearer_token(request)
+    if token is None:
+        raise TOKEN_MISSING("Listing connections needs 'Authorization: Bearer <JWT>' with "
+                            "iss = the application, or the admin token.")
+    admin_token = request.app[SETTINGS_KEY].admin_token
+    if admin_token is not None and secrets_equal(token, admin_token):
+        return
+    identity = request.app[JWT_VERIFIER_KEY].verify(token)
+    if identity.application != application:
+        raise CONNECTIONS_FORBIDDEN(
+            f"Your token was issued by '{identity.application}'; it may list only that "
+            f"application's connections.")
+
+
+async def list_application(request: web.Request) -> web.Response:
+    application = request.match_info["application_id"]
+    require_application_access(request, application)
+    return web.json_response(request.app[REGISTRY_KEY].application(application),
+                             dumps=jsoncodec.dumps)
+
+
+async def list_user(request: web.Request) -> web.Response:
+    application = request.match_info["application_id"]
+    require_application_access(request, application)
+    user = request.match_info["user_id"]
+    return web.json_response(request.app[REGISTRY_KEY].user(application, user),
+                             dumps=jsoncodec.dumps)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/connections/{application_id}", list_application,
+                       name="connections-application")
+    app.router.add_get("/connections/{application_id}/{user_id}", list_user,
+                       name="connections-user")
+
+
+REGISTRY_KEY = web.AppKey("connection_registry", ConnectionRegistry)

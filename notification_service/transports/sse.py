@@ -1,0 +1,280 @@
+"""Server-Sent Events transport: ``GET /sse`` streams a channel's events as ``text/event-stream``.
+
+A listener proves a JWT identity (``Authorization: Bearer`` or ``?token=``) and
+hears its user channel ``jwt:{iss}:{sub}`` and application channel
+``jwt:{iss}``, or names public channels (``?code=C``, ``?channel=a&channel=b``,
+``&secret=`` for private ``space::name`` channels) under the same rules as
+socket.io (:mod:`..access`). Fan-out goes through a channel -> connections
+index and encodes each event once; every connection has a bounded queue, and a
+client that cannot keep up is cut off instead of slowing the others.
+
+This module must never decide who may listen (access.py does), never loop over
+every connection to deliver, and never log per recipient or log a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+from aiohttp import web
+
+from .. import jsoncodec
+from ..access import Identity
+from ..errors import ErrorKind
+from ..events import Event, validate_code
+from ..hub import Hub, mask
+from ..identity import TOKEN_MISSING, bearer_token
+from ..registry import ConnectionInfo, ConnectionRegistry
+
+log = logging.getLogger(__name__)
+
+TOO_MANY_CHANNELS = ErrorKind(400, 40060)
+INVALID_CHANNEL = ErrorKind(400, 40061)
+
+CHANNEL_MAX_LENGTH = 256
+MAX_CHANNELS_PER_STREAM = 32
+# How often an idle stream checks that its client is still there: aiohttp does
+# not tell a handler that its client left, so without this a dead stream would
+# stay in the connection registry until its next ping.
+LIVENESS_SECONDS = 5.0
+STREAM_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx: pass events through instead of buffering them
+}
+
+
+def encode_event(event: Event) -> bytes:
+    """One SSE frame: ``id``/``event``/``data`` lines. Names never hold newlines (events.py);
+    orjson escapes every newline inside the data, so one ``data:`` line always suffices."""
+    return b"".join((b"id: ", event.id.encode(), b"\nevent: ", event.name.encode(),
+                     b"\ndata: ", jsoncodec.dumps_bytes(event.data), b"\n\n"))
+
+
+def encode_ping(now: float) -> bytes:
+    """A ``ping`` event without an ``id:`` line, so it never moves the client's Last-Event-ID."""
+    return b'event: ping\ndata: {"time":%d}\n\n' % int(now)
+
+
+def validate_channel(channel: str) -> str:
+    """A channel named in a URL: printable, bounded (codes, rooms, ``space::name``)."""
+    if not 0 < len(channel) <= CHANNEL_MAX_LENGTH or any(
+            ord(character) < 0x20 or ord(character) == 0x7F for character in channel):
+        raise INVALID_CHANNEL(f"A channel is 1 to {CHANNEL_MAX_LENGTH} printable characters "
+                              f"(got {len(channel)} characters).")
+    return channel
+
+
+class SSEConnection:
+    """One open stream: its channels and a bounded queue of encoded frames.
+
+    The queue only fills while the writer waits for the client to read (the
+    socket buffers are full); at ``max_queue`` frames the client is too slow.
+    """
+
+    __slots__ = ("id", "channels", "identity", "request", "max_queue", "closing",
+                 "_frames", "_wakeup", "info")
+
+    def __init__(self, request: web.Request, channels: list[str], identity: Identity | None,
+                 max_queue: int) -> None:
+        self.id = str(uuid.uuid4())
+        self.request = request
+        self.channels = channels
+        self.identity = identity
+        self.max_queue = max_queue
+        self.closing: str | None = None
+        self.info: ConnectionInfo | None = None
+        self._frames: deque[bytes] = deque()
+        self._wakeup = asyncio.Event()
+
+    def offer(self, frame: bytes) -> bool:
+        """Queue ``frame``; False when the stream is closing or its queue is full."""
+        if self.closing is not None or len(self._frames) >= self.max_queue:
+            return False
+        self._frames.append(frame)
+        self._wakeup.set()
+        return True
+
+    def close(self, reason: str) -> None:
+        if self.closing is None:
+            self.closing = reason
+        self._wakeup.set()
+
+    def client_gone(self) -> bool:
+        transport = self.request.transport
+        return transport is None or transport.is_closing()
+
+    def abort(self) -> None:
+        """Drop the TCP connection now: a writer stuck waiting on a full socket wakes up."""
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+    async def wait(self, timeout: float) -> None:
+        if self._frames or self.closing is not None:
+            return
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
+        self._wakeup.clear()
+
+    def take(self) -> bytes:
+        frames = b"".join(self._frames)
+        self._frames.clear()
+        return frames
+
+
+class SSETransport:
+    """Delivers Events to SSE streams.
+
+    :param hub: the Hub this transport registers with.
+    :param access: the channel rules (``ChannelAccess``) every listener is checked against.
+    :param verifier: verifies bearer JWTs (``JwtVerifier``).
+    :param registry: where identified streams are listed for ``/connections``.
+    :param ping_interval: seconds between ``ping`` events (the seed's 30); pings
+        keep proxies from closing idle streams and let clients notice a dead server.
+    :param queue_size: frames a stream may have waiting; more and the client is
+        cut off as too slow. 256 frames of small alerts is seconds of backlog.
+    :param retry_ms: the ``retry:`` hint: how long browsers wait before reconnecting.
+    """
+
+    name = "sse"
+
+    def __init__(self, hub: Hub, *, access: Any, verifier: Any, registry: ConnectionRegistry,
+                 ping_interval: float = 30.0, queue_size: int = 256,
+                 retry_ms: int = 3000) -> None:
+        self.access = access
+        self.verifier = verifier
+        self.registry = registry
+        self.ping_interval = ping_interval
+        self.queue_size = queue_size
+        self.retry_ms = retry_ms
+        self._channels: dict[str, set[SSEConnection]] = {}
+        self._open: set[SSEConnection] = set()
+        hub.add_transport(self)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/sse", self.stream, name="sse")
+        app.on_shutdown.append(self._on_shutdown)
+
+    # -- Transport -------------------------------------------------------
+    def listener_count(self, channel: str) -> int:
+        return len(self._channels.get(channel, ()))
+
+    async def deliver(self, event: Event) -> int:
+        listeners = self._channels.get(event.channel)
+        if not listeners:
+            return 0
+        frame = encode_event(event)
+        delivered = 0
+        refused: list[SSEConnection] = []
+        for connection in listeners:
+            if connection.offer(frame):
+                delivered += 1
+            else:
+                refused.append(connection)
+        for connection in refused:
+            if connection.closing is None:
+                self._cut_off_slow(connection)
+        return delivered
+
+    # -- the route -------------------------------------------------------
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """``GET /sse``: check who listens to what, then stream until either side closes."""
+        token = bearer_token(request)
+        identity = self.verifier.verify(token) if token is not None else None
+        channels = self._channels_for(request, identity)
+        secret = request.query.get("secret")
+        for channel in channels:
+            self.access.check_listen(channel, secret=secret, identity=identity)
+
+        connection = SSEConnection(request, channels, identity, self.queue_size)
+        response = web.StreamResponse(headers={**STREAM_HEADERS,
+                                               "X-Connection-Id": connection.id})
+        self._add(connection, request)
+        try:
+            await response.prepare(request)
+            await response.write(b"retry: %d\n\n" % self.retry_ms)
+            await self._pump(connection, response)
+        except ConnectionError:  # the client left, or was cut off as too slow
+            pass
+        finally:
+            self._remove(connection)
+        return response
+
+    def _channels_for(self, request: web.Request, identity: Identity | None) -> list[str]:
+        query = request.query
+        channels: list[str] = []
+        if identity is not None:
+            channels += [identity.user_channel, identity.application_channel]
+        channels += [validate_code(code) for code in query.getall("code", [])]
+        channels += [validate_channel(channel) for channel in query.getall("channel", [])]
+        if not channels:
+            raise TOKEN_MISSING("Say what to listen to: 'Authorization: Bearer <JWT>' (or "
+                                "?token=<JWT>), or public channels with ?code=C or "
+                                "?channel=name.")
+        unique = list(dict.fromkeys(channels))
+        if len(unique) > MAX_CHANNELS_PER_STREAM:
+            raise TOO_MANY_CHANNELS(f"One stream listens to at most {MAX_CHANNELS_PER_STREAM} "
+                                    f"channels (got {len(unique)}); open another stream.")
+        return unique
+
+    async def _pump(self, connection: SSEConnection, response: web.StreamResponse) -> None:
+        loop = asyncio.get_running_loop()
+        next_ping = loop.time() + self.ping_interval
+        while True:
+            now = loop.time()
+            await connection.wait(max(0.0, min(next_ping - now, LIVENESS_SECONDS)))
+            if connection.closing is not None or connection.client_gone():
+                return
+            frames = connection.take()
+            if loop.time() >= next_ping:
+                frames += encode_ping(time.time())
+                next_ping = loop.time() + self.ping_interval
+            if frames:
+                await response.write(frames)
+
+    # -- bookkeeping -----------------------------------------------------
+    def _add(self, connection: SSEConnection, request: web.Request) -> None:
+        self._open.add(connection)
+        for channel in connection.channels:
+            self._channels.setdefault(channel, set()).add(connection)
+        if connection.identity is not None:
+            connection.info = ConnectionInfo(connection.id, connection.identity, self.name,
+                                             request.remote or "")
+            self.registry.add(connection.info)
+        log.debug("sse %s opened on %s", connection.id,
+                  ", ".join(mask(channel) for channel in connection.channels))
+
+    def _remove(self, connection: SSEConnection) -> None:
+        if connection not in self._open:
+            return
+        self._open.discard(connection)
+        for channel in connection.channels:
+            listeners = self._channels.get(channel)
+            if listeners is not None:
+                listeners.discard(connection)
+                if not listeners:
+                    del self._channels[channel]
+        if connection.info is not None:
+            self.registry.remove(connection.info)
+        log.debug("sse %s closed (%s)", connection.id, connection.closing or "client left")
+
+    def _cut_off_slow(self, connection: SSEConnection) -> None:
+        log.warning("sse %s cut off: %d events waiting, the client reads too slowly "
+                    "(channels %s)", connection.id, connection.max_queue,
+                    ", ".join(mask(channel) for channel in connection.channels))
+        connection.close("too slow")
+        self._remove(connection)
+        connection.abort()
+
+    async def _on_shutdown(self, _app: web.Application) -> None:
+        """End every stream now, so the server stops promptly and browsers reconnect."""
+        for connection in list(self._open):
+            connection.close("server shutting down")

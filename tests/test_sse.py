@@ -1,0 +1,180 @@
+"""GET /sse: a real HTTP client reads the stream like curl -N or EventSource would."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+
+import pytest
+
+from notification_service.app import SSE_KEY
+
+from .sse_client import SECRET, make_token, open_stream
+from .support import start_server
+from .support import test_settings as settings_for
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return settings_for(tmp_path, jwt_secret=SECRET)
+
+
+async def test_stream_headers_and_retry_hint(server, http):
+    stream = await open_stream(http, server.url, token=make_token())
+    headers = stream.response.headers
+    assert headers["Content-Type"] == "text/event-stream"
+    assert headers["Cache-Control"] == "no-cache"
+    assert headers["X-Accel-Buffering"] == "no"
+    assert uuid.UUID(headers["X-Connection-Id"]).version == 4
+    assert "Content-Encoding" not in headers
+    await server.hub.publish("jwt:app-1:user-1", "hello", {"n": 1})
+    await stream.next_event()
+    assert stream.retry == 3000
+    stream.close()
+
+
+async def test_user_and_application_channels_arrive_in_order_with_ids(server, http):
+    stream = await open_stream(http, server.url, token=make_token("alice", "shop"))
+    first = await server.hub.publish("jwt:shop:alice", "order", {"id": 7, "text": "a\nb"})
+    second = await server.hub.publish("jwt:shop", "sale", ["everyone"])
+    await server.hub.publish("jwt:shop:bob", "order", {"id": 8})  # another user: not heard
+    third = await server.hub.publish("jwt:shop:alice", "order", {"id": 9})
+    received = [await stream.next_event() for _ in range(3)]
+    assert [(e.name, e.data, e.id) for e in received] == [
+        ("order", {"id": 7, "text": "a\nb"}, first.event.id),
+        ("sale", ["everyone"], second.event.id),
+        ("order", {"id": 9}, third.event.id),
+    ]
+    assert first.listeners["sse"] == 1
+    stream.close()
+
+
+async def test_token_in_query_string(server, http):
+    stream = await open_stream(http, server.url, query=f"token={make_token('bob')}")
+    await server.hub.publish("jwt:app-1:bob", "ding", None)
+    event = await stream.next_event()
+    assert (event.name, event.data) == ("ding", None)
+    stream.close()
+
+
+async def test_public_code_and_channels_without_jwt(server, http):
+    stream = await open_stream(http, server.url, query="code=1234&channel=news&channel=sport")
+    async with http.get(f"{server.url}/notify?code=1234&event=follow&user=bob") as answer:
+        assert (await answer.json())["count"] == 1
+    await server.hub.publish("sport", "goal", {"score": "1-0"})
+    await server.hub.publish("news", "flash", "hi")
+    received = [await stream.next_event() for _ in range(3)]
+    assert [(e.name, e.data) for e in received] == [
+        ("FOLLOW", {"code": "1234", "event": "follow", "user": "bob"}),
+        ("goal", {"score": "1-0"}),
+        ("flash", "hi"),
+    ]
+    stream.close()
+
+
+@pytest.mark.parametrize("query, status, code, words", [
+    ("", 401, 40160, "Bearer"),
+    ("channel=jwt:app-1:user-1", 403, 40302, "JWT identity"),
+    ("channel=team::room", 403, 40302, "no secret set"),
+    ("code=bad%20code", 400, 40002, "A-Z"),
+    ("channel=" + "x" * 300, 400, 40061, "1 to 256"),
+    ("&".join(f"channel=c{n}" for n in range(40)), 400, 40060, "at most 32"),
+])
+async def test_listen_refusals(server, http, query, status, code, words):
+    async with http.get(f"{server.url}/sse?{query}") as response:
+        assert response.status == status
+        body = await response.json()
+    assert body["code"] == code and words in body["error"]
+
+
+async def test_private_space_channel_needs_its_secret(server, http):
+    class Spaces:
+        def get(self, space):
+            return "s3cret" if space == "team" else None
+
+    from notification_service.access import ACCESS_KEY
+    server.app[ACCESS_KEY].spaces = Spaces()
+    async with http.get(f"{server.url}/sse?channel=team::room&secret=nope") as response:
+        assert response.status == 403
+    stream = await open_stream(http, server.url, query="channel=team::room&secret=s3cret")
+    await server.hub.publish("team::room", "msg", 1)
+    assert (await stream.next_event()).data == 1
+    stream.close()
+
+
+async def test_jwt_listener_may_add_public_channels(server, http):
+    stream = await open_stream(http, server.url, token=make_token(), query="channel=news")
+    await server.hub.publish("news", "flash", 1)
+    await server.hub.publish("jwt:app-1", "app", 2)
+    assert [(await stream.next_event()).data for _ in range(2)] == [1, 2]
+    stream.close()
+
+
+async def test_ping_cadence(tmp_path, http):
+    server = await start_server(settings_for(tmp_path, jwt_secret=SECRET,
+                                              sse_ping_interval=0.2))
+    try:
+        stream = await open_stream(http, server.url, token=make_token())
+        started = time.monotonic()
+        pings = [await stream.wait_for("ping", timeout=2) for _ in range(3)]
+        elapsed = time.monotonic() - started
+        assert 0.5 <= elapsed < 1.5, elapsed
+        assert all(ping.id is None for ping in pings)  # never moves Last-Event-ID
+        assert all(isinstance(ping.data["time"], int) for ping in pings)
+        stream.close()
+    finally:
+        await server.stop()
+
+
+async def test_closed_stream_is_forgotten_without_any_event(server, http, monkeypatch):
+    """aiohttp does not tell a handler its client left: the stream checks by itself."""
+    from notification_service.transports import sse as sse_module
+
+    monkeypatch.setattr(sse_module, "LIVENESS_SECONDS", 0.05)
+    stream = await open_stream(http, server.url, query="channel=gone")
+    sse = server.app[SSE_KEY]
+    assert sse.listener_count("gone") == 1
+    stream.close()
+
+    async def until_forgotten() -> None:
+        while sse.listener_count("gone"):
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(until_forgotten(), 2)
+    assert "gone" not in sse._channels
+
+
+async def test_event_is_encoded_once_for_many_listeners(server, http, monkeypatch):
+    from notification_service.transports import sse as sse_module
+
+    calls = []
+    original = sse_module.encode_event
+    monkeypatch.setattr(sse_module, "encode_event", lambda event: calls.append(1) or original(event))
+    streams = [await open_stream(http, server.url, query="channel=many") for _ in range(5)]
+    report = await server.hub.publish("many", "e", {"x": 1})
+    assert report.listeners["sse"] == 5 and len(calls) == 1
+    for stream in streams:
+        assert (await stream.next_event()).data == {"x": 1}
+        stream.close()
+
+
+async def test_shutdown_with_a_stream_attached_is_prompt(tmp_path, http):
+    server = await start_server(settings_for(tmp_path, jwt_secret=SECRET,
+                                              shutdown_timeout=5.0))
+    stream = await open_stream(http, server.url, token=make_token())
+    other = await open_stream(http, server.url, query="code=abc")
+    started = time.monotonic()
+    await server.stop()
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.0, f"stopping took {elapsed:.2f} s"
+    assert await stream.ended(timeout=2) and await other.ended(timeout=2)
+
+
+def test_event_frame_format():
+    from notification_service.events import Event
+    from notification_service.transports.sse import encode_event
+
+    frame = encode_event(Event("ab12-3", "c", "NEW_FOLLOWER", {"user": "a\nb"}, 0.0))
+    assert frame == b'id: ab12-3\nevent: NEW_FOLLOWER\ndata: {"user":"a\\nb"}\n\n'
+    assert re.fullmatch(rb"(?:[a-z]+: [^\n]*\n)+\n", frame)
