@@ -1,0 +1,99 @@
+"""GET /connections/{app}[/{user}]: identified SSE and socket.io listeners, seed-3 shape."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from .sse_client import SECRET, make_token, open_stream
+from .support import WAIT
+from .support import test_settings as settings_for
+
+ADMIN = "admin-token-for-tests"
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return settings_for(tmp_path, jwt_secret=SECRET, admin_token=ADMIN)
+
+
+async def get(http, url, token=None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with http.get(url, headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def until(condition, timeout=WAIT):
+    async def poll():
+        while not await condition():
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def test_lists_sse_and_socketio_connections(server, http, pages, monkeypatch):
+    from notification_service.transports import sse as sse_module
+
+    monkeypatch.setattr(sse_module, "LIVENESS_SECONDS", 0.05)  # notice closed streams fast
+    before = int(time.time())
+    alice = await open_stream(http, server.url, token=make_token("alice", "shop"))
+    page = await pages(auth={"token": make_token("bob", "shop")})
+    await page.wait_for("WELCOME")  # sent after the socket joined its channels
+    await open_stream(http, server.url, token=make_token("carol", "other-app"))
+    await open_stream(http, server.url, query="code=anonymous")  # never listed
+
+    status, body = await get(http, f"{server.url}/connections/shop", make_token("x", "shop"))
+    assert status == 200
+    assert set(body) == {"alice", "bob"}
+    [(alice_id, alice_info)] = body["alice"].items()
+    assert alice_id == alice.connection_id
+    assert alice_info == {
+        "id": alice.connection_id,
+        "created_at": alice_info["created_at"],
+        "remote_addr": "127.0.0.1",
+        "application": {"id": "shop"},
+        "user": {"id": "alice"},
+        "transport": "sse",
+    }
+    assert before <= alice_info["created_at"] <= time.time()
+    [bob_info] = body["bob"].values()
+    assert bob_info["id"] == page.client.get_sid("/")
+    assert bob_info["transport"] == "socketio" and bob_info["user"] == {"id": "bob"}
+
+    status, body = await get(http, f"{server.url}/connections/shop/alice", ADMIN)
+    assert status == 200 and list(body) == [alice.connection_id]
+    assert (await get(http, f"{server.url}/connections/shop/nobody", ADMIN)) == (200, {})
+
+    # Gone from the listing once they disconnect.
+    alice.close()
+    await page.close()
+
+    async def shop_is_empty():
+        return (await get(http, f"{server.url}/connections/shop", ADMIN))[1] == {}
+    await until(shop_is_empty)
+
+
+async def test_socketio_jwt_listener_receives_its_channels(server, pages):
+    page = await pages(auth={"token": make_token("bob", "shop")})
+    await page.wait_for("WELCOME")
+    report = await server.hub.publish("jwt:shop:bob", "order", {"n": 1})
+    await server.hub.publish("jwt:shop", "sale", {"n": 2})
+    assert report.listeners["socketio"] == 1
+    assert await page.wait_for("order") == [{"n": 1}]
+    assert await page.wait_for("sale") == [{"n": 2}]
+
+
+@pytest.mark.parametrize("who, status, code", [
+    (None, 401, 40160),
+    ("wrong-admin-token", 401, 40161),
+    ("other-app-jwt", 403, 40360),
+    ("expired-jwt", 401, 40165),
+])
+async def test_listing_is_refused(server, http, who, status, code):
+    token = {None: None, "wrong-admin-token": "wrong-admin-token",
+             "other-app-jwt": make_token("x", "other"),
+             "expired-jwt": make_token("x", "shop", lifetime=-60)}[who]
+    for path in ("/connections/shop", "/connections/shop/alice"):
+        answer_status, body = await get(http, server.url + path, token)
+        assert (answer_status, body["code"]) == (status, code), body

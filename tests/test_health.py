@@ -1,0 +1,41 @@
+"""GET /health: every registered component's state; 503 naming the failing one."""
+
+from __future__ import annotations
+
+import asyncio
+
+from notification_service.operations import HEALTH_KEY
+
+
+async def test_health_ok_with_components(server, http):
+    async with http.get(f"{server.url}/health") as response:
+        assert response.status == 200
+        assert await response.json() == {"status": "ok",
+                                         "components": {"data_dir": {"status": "ok"}}}
+
+
+async def test_failing_component_is_named(server, http):
+    async def store_down() -> None:
+        raise ConnectionError("cannot reach the store")
+
+    async def never_answers() -> None:
+        await asyncio.sleep(60)
+
+    checks = server.app[HEALTH_KEY]
+    checks.timeout = 0.1
+    checks.add("store", store_down)
+    checks.add("redis", never_answers)
+    async with http.get(f"{server.url}/health") as response:
+        assert response.status == 503
+        body = await response.json()
+    assert body["status"] == "fail" and body["code"] == 50361 and body["http"] == 503
+    assert body["failing"] == ["redis", "store"]
+    assert body["components"]["store"] == {"status": "fail", "error": "cannot reach the store"}
+    assert body["components"]["redis"]["error"] == "no answer within 0.1 s"
+    assert body["components"]["data_dir"] == {"status": "ok"}
+    assert "redis, store" in body["error"]
+
+
+async def test_heartbeat_unchanged(server, http):
+    async with http.get(f"{server.url}/heartbeat") as response:
+        assert await response.json() == {"heartbeat": "OK"}

@@ -1,0 +1,133 @@
+"""JWT checks: every refusal is a 401 that says which check failed, on every transport."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from notification_service import jsoncodec
+from notification_service.identity import JwtVerifier
+from notification_service.errors import ApiError
+
+from .sse_client import SECRET, make_token, open_stream
+from .support import start_server
+from .support import test_settings as settings_for
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return settings_for(tmp_path, jwt_secret=SECRET)
+
+
+def _b64(value: dict) -> str:
+    return base64.urlsafe_b64encode(jsoncodec.dumps_bytes(value)).rstrip(b"=").decode()
+
+
+def unsigned_token() -> str:
+    now = int(time.time())
+    claims = {"sub": "u", "iss": "a", "iat": now, "exp": now + 60}
+    return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(claims)}."
+
+
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_pem(private_key) -> bytes:
+    return private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+REFUSALS = {
+    "missing sub": (make_token(sub=None), 40166, "'sub'"),
+    "missing exp": (jwt.encode({"sub": "u", "iss": "a", "iat": int(time.time())}, SECRET),
+                    40166, "'exp'"),
+    "expired": (make_token(lifetime=-60), 40165, "expired"),
+    "bad signature": (make_token(key="another-secret-that-is-32-bytes-long!!"), 40164,
+                      "signature"),
+    "alg none": (unsigned_token(), 40162, "alg: none"),
+    "other algorithm": (make_token(key=SECRET * 2, algorithm="HS512"), 40163, "HS512"),
+    "garbage": ("not.a.jwt", 40161, "not a JWT"),
+    "future iat": (make_token(iat=int(time.time()) + 3600), 40166, "future"),
+    "colon in iss": (make_token(iss="https://auth"), 40166, "':'"),
+}
+
+
+@pytest.mark.parametrize("name", REFUSALS)
+async def test_sse_refuses_with_the_reason(server, http, name):
+    token, code, words = REFUSALS[name]
+    async with http.get(f"{server.url}/sse", headers={"Authorization": f"Bearer {token}"}) as r:
+        assert r.status == 401
+        body = await r.json()
+    assert body["code"] == code and body["http"] == 401
+    assert words in body["error"], body
+
+
+async def test_expiry_within_leeway_is_accepted(server, http):
+    stream = await open_stream(http, server.url, token=make_token(lifetime=-3))
+    stream.close()
+
+
+async def test_socketio_auth_token_refused_with_reason(server, pages):
+    page = await pages(auth={"token": make_token(lifetime=-60)})
+    [error] = await page.wait_for("ERROR")
+    assert error["code"] == 40165 and "expired" in error["message"]
+    await page.client.wait()  # the server disconnects it
+    assert not page.client.connected
+
+
+async def test_without_a_configured_key_tokens_are_503(tmp_path, http):
+    server = await start_server(settings_for(tmp_path))
+    try:
+        async with http.get(f"{server.url}/sse?token={make_token()}") as response:
+            assert response.status == 503
+            assert "--jwt-secret" in (await response.json())["error"]
+    finally:
+        await server.stop()
+
+
+async def test_rs256_with_public_key_and_no_key_confusion(tmp_path, http):
+    private_key = rsa_key()
+    key_file = tmp_path / "jwt.pub.pem"
+    key_file.write_bytes(public_pem(private_key))
+    server = await start_server(settings_for(tmp_path, jwt_public_key=key_file))
+    try:
+        stream = await open_stream(http, server.url,
+                                   token=make_token("u", "a", key=private_key, algorithm="RS256"))
+        await server.hub.publish("jwt:a:u", "hi", 1)
+        assert (await stream.next_event()).data == 1
+        stream.close()
+        # The classic forgery: HS256 signed with the public key's PEM as the secret.
+        forged = jwt.api_jws.PyJWS()
+        forged._algorithms["HS256"].prepare_key = lambda key: key  # bypass PyJWT's own guard
+        token = forged.encode(jsoncodec.dumps_bytes(
+            {"sub": "u", "iss": "a", "iat": int(time.time()), "exp": int(time.time()) + 60}),
+            public_pem(private_key), algorithm="HS256")
+        async with http.get(f"{server.url}/sse?token={token}") as response:
+            assert response.status == 401
+            assert (await response.json())["code"] == 40163
+    finally:
+        await server.stop()
+
+
+def test_es256_public_key():
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    verifier = JwtVerifier(public_key_pem=public_pem(private_key))
+    assert verifier.algorithms == ["ES256"]
+    identity = verifier.verify(make_token("u", "a", key=private_key, algorithm="ES256"))
+    assert (identity.application, identity.user) == ("a", "u")
+    with pytest.raises(ApiError) as refused:
+        verifier.verify(make_token("u", "a", key=ec.generate_private_key(ec.SECP256R1()),
+                                   algorithm="ES256"))
+    assert refused.value.code == 40164
+
+
+def test_unsupported_public_key_is_refused_at_start():
+    private_key = ec.generate_private_key(ec.SECP384R1())
+    with pytest.raises(ValueError, match="P-256"):
+        JwtVerifier(public_key_pem=public_pem(private_key))
