@@ -178,3 +178,52 @@ def test_event_frame_format():
     frame = encode_event(Event("ab12-3", "c", "NEW_FOLLOWER", {"user": "a\nb"}, 0.0))
     assert frame == b'id: ab12-3\nevent: NEW_FOLLOWER\ndata: {"user":"a\\nb"}\n\n'
     assert re.fullmatch(rb"(?:[a-z]+: [^\n]*\n)+\n", frame)
+
+
+async def test_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving(tmp_path, http, caplog):
+    import logging
+    import socket
+
+    server = await start_server(settings_for(tmp_path, sse_queue_size=4))
+    loop = asyncio.get_running_loop()
+    slow = socket.socket()
+    try:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.setblocking(False)
+        port = int(server.url.rsplit(":", 1)[1])
+        await loop.sock_connect(slow, ("127.0.0.1", port))
+        await loop.sock_sendall(slow, b"GET /sse?channel=busy HTTP/1.1\r\nHost: test\r\n\r\n")
+        head = await asyncio.wait_for(loop.sock_recv(slow, 1024), 5)
+        assert head.startswith(b"HTTP/1.1 200")  # ... and it never reads again
+        fast = await open_stream(http, server.url, query="channel=busy")
+        sse = server.app[SSE_KEY]
+        assert sse.listener_count("busy") == 2
+
+        payload = {"blob": "x" * 65536}
+        caplog.set_level(logging.WARNING, "notification_service.transports.sse")
+        published = 0
+        while sse.listener_count("busy") == 2:
+            assert published < 400, "the slow reader was never cut off"
+            report = await server.hub.publish("busy", "big", payload)
+            published += 1
+            event = await fast.next_event()  # the fast reader keeps pace, in order
+            assert event.id == report.event.id
+        assert published > sse.queue_size  # it was cut off for falling behind, not at once
+        # After the cut-off the fast reader still gets everything.
+        for _ in range(5):
+            report = await server.hub.publish("busy", "big", payload)
+            assert report.listeners["sse"] == 1
+            assert (await fast.next_event()).id == report.event.id
+        assert any("too slowly" in record.getMessage() for record in caplog.records)
+
+        async def drained_to_the_end() -> None:
+            try:
+                while await loop.sock_recv(slow, 65536):
+                    pass
+            except ConnectionError:
+                pass
+        await asyncio.wait_for(drained_to_the_end(), 5)  # the server dropped it
+        fast.close()
+    finally:
+        slow.close()
+        await server.stop()

@@ -1,0 +1,63 @@
+"""A real headless Chromium page listening with EventSource (sources/sse.html)."""
+
+from __future__ import annotations
+
+import pytest
+
+from .sse_client import SECRET, make_token
+from .support import require, require_chromium
+from .support import test_settings as settings_for
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run"]
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return settings_for(tmp_path, jwt_secret=SECRET)
+
+
+@pytest.fixture
+async def browser():
+    executable = require_chromium()
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:  # pragma: no cover - depends on the machine
+        require(False, "Playwright for Python is not installed (pip install playwright)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=executable,
+                                                    args=CHROMIUM_ARGS)
+        yield launched
+        await launched.close()
+
+
+async def test_eventsource_page_shows_published_event_as_text(server, browser):
+    page = await browser.new_page()
+    await page.goto(f"{server.url}/sources/sse.html?code=4321&events=ALERT")
+    await page.wait_for_function("document.getElementById('state').textContent === 'connected'",
+                                 timeout=5000)
+    report = await server.hub.publish("4321", "ALERT", {"user": "<b>bob</b>"})
+    assert report.listeners["sse"] == 1
+    item = page.locator("#log li").first
+    await item.wait_for(timeout=5000)
+    assert await item.locator(".name").text_content() == "ALERT"
+    assert report.event.id in await item.locator(".id").text_content()
+    assert await item.locator(".data").text_content() == '{"user":"<b>bob</b>"}'
+    assert await page.locator("#log b").count() == 0  # rendered as text, never as HTML
+    await page.close()
+
+
+async def test_eventsource_with_jwt_in_query(server, browser):
+    page = await browser.new_page()
+    token = make_token("viewer", "site")
+    await page.goto(f"{server.url}/sources/sse.html?token={token}")
+    await page.wait_for_function("document.getElementById('state').textContent === 'connected'",
+                                 timeout=5000)
+    await server.hub.publish("jwt:site:viewer", "message", "hello viewer")
+    item = page.locator("#log li").first
+    await item.wait_for(timeout=5000)
+    assert await item.locator(".data").text_content() == '"hello viewer"'
+    await page.close()
