@@ -134,8 +134,8 @@ class JwtVerifier:
             raise TOKEN_BAD_CLAIMS(f"The token lacks the '{error.claim}' claim; "
                                    f"sub, iss, iat and exp are required.") from None
         except jwt.ImmatureSignatureError:
-            raise TOKEN_BAD_CLAIMS("The token's iat is in the future: check the issuer's "
-                                   "clock.") from None
+            raise TOKEN_BAD_CLAIMS("The token is not valid yet (iat or nbf is in the future): "
+                                   "check the issuer's clock.") from None
         except jwt.DecodeError as error:
             raise TOKEN_MALFORMED(f"The token cannot be decoded: {error}.") from None
         except jwt.InvalidTokenError as error:

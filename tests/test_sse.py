@@ -227,3 +227,13 @@ async def test_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving(tmp_path,
     finally:
         slow.close()
         await server.stop()
+
+
+async def test_head_answers_headers_without_a_stream(server, http):
+    async with http.head(f"{server.url}/sse?code=1234") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "text/event-stream"
+        assert "X-Connection-Id" in response.headers
+    assert server.app[SSE_KEY].listener_count("1234") == 0
+    async with http.head(f"{server.url}/sse") as response:
+        assert response.status == 401

@@ -135,12 +135,15 @@ class SocketIOTransport:
             await self.sio.emit("ERROR", {"message": error.message, "code": error.code}, to=sid)
             await self.sio.disconnect(sid)
             return False
-        await self.sio.enter_room(sid, identity.user_channel)
-        await self.sio.enter_room(sid, identity.application_channel)
         info = ConnectionInfo(sid, identity, self.name,
                               environ["aiohttp.request"].remote or "")
         self._identified[sid] = info
         self.registry.add(info)
+        if not self.sio.manager.is_connected(sid, NAMESPACE):  # it left while we verified
+            await self._on_disconnect(sid)
+            return False
+        await self.sio.enter_room(sid, identity.user_channel)
+        await self.sio.enter_room(sid, identity.application_channel)
         return True
 
     async def _on_register(self, sid: str, data: Any) -> dict[str, Any]:

@@ -195,8 +195,10 @@ class SSETransport:
             self.access.check_listen(channel, secret=secret, identity=identity)
 
         connection = SSEConnection(request, channels, identity, self.queue_size)
-        response = web.StreamResponse(headers={**STREAM_HEADERS,
-                                               "X-Connection-Id": connection.id})
+        headers = {**STREAM_HEADERS, "X-Connection-Id": connection.id}
+        if request.method == "HEAD":  # a monitor checking the route: headers, no stream
+            return web.Response(headers=headers)
+        response = web.StreamResponse(headers=headers)
         self._add(connection, request)
         try:
             await response.prepare(request)
