@@ -70,6 +70,11 @@ def validate_channel(channel: str) -> str:
     return channel
 
 
+def _resolve(waiter: "asyncio.Future[None]") -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
 class SSEConnection:
     """One open stream: its channels and a bounded queue of encoded frames.
 
@@ -78,7 +83,7 @@ class SSEConnection:
     """
 
     __slots__ = ("id", "channels", "identity", "request", "max_queue", "closing",
-                 "_frames", "_wakeup", "info")
+                 "_frames", "_waiter", "info")
 
     def __init__(self, request: web.Request, channels: list[str], identity: Identity | None,
                  max_queue: int) -> None:
@@ -90,20 +95,25 @@ class SSEConnection:
         self.closing: str | None = None
         self.info: ConnectionInfo | None = None
         self._frames: deque[bytes] = deque()
-        self._wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, frame: bytes) -> bool:
         """Queue ``frame``; False when the stream is closing or its queue is full."""
         if self.closing is not None or len(self._frames) >= self.max_queue:
             return False
         self._frames.append(frame)
-        self._wakeup.set()
+        self._wake()
         return True
 
     def close(self, reason: str) -> None:
         if self.closing is None:
             self.closing = reason
-        self._wakeup.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def client_gone(self) -> bool:
         transport = self.request.transport
@@ -116,13 +126,21 @@ class SSEConnection:
             transport.abort()
 
     async def wait(self, timeout: float) -> None:
+        """Until a frame is queued, the stream closes, or ``timeout`` seconds pass.
+
+        A bare future and a timer handle, not ``asyncio.wait_for``: that creates a
+        task per wait, which doubled the CPU cost of every delivery.
+        """
         if self._frames or self.closing is not None:
             return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _resolve, waiter)
         try:
-            await asyncio.wait_for(self._wakeup.wait(), timeout)
-        except asyncio.TimeoutError:
-            pass
-        self._wakeup.clear()
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
 
     def take(self) -> bytes:
         frames = b"".join(self._frames)
