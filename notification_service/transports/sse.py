@@ -19,16 +19,15 @@ import logging
 import time
 import uuid
 from collections import deque
-from typing import Any
 
 from aiohttp import web
 
 from .. import jsoncodec
-from ..access import Identity
+from ..access import ChannelAccess, Identity
 from ..errors import ErrorKind
 from ..events import Event, validate_code
 from ..hub import Hub, mask
-from ..identity import TOKEN_MISSING, bearer_token
+from ..identity import TOKEN_MISSING, JwtVerifier, bearer_token
 from ..registry import ConnectionInfo, ConnectionRegistry
 
 log = logging.getLogger(__name__)
@@ -152,8 +151,8 @@ class SSETransport:
     """Delivers Events to SSE streams.
 
     :param hub: the Hub this transport registers with.
-    :param access: the channel rules (``ChannelAccess``) every listener is checked against.
-    :param verifier: verifies bearer JWTs (``JwtVerifier``).
+    :param access: the channel rules every listener is checked against.
+    :param verifier: verifies bearer JWTs.
     :param registry: where identified streams are listed for ``/connections``.
     :param ping_interval: seconds between ``ping`` events (the seed's 30); pings
         keep proxies from closing idle streams and let clients notice a dead server.
@@ -164,7 +163,8 @@ class SSETransport:
 
     name = "sse"
 
-    def __init__(self, hub: Hub, *, access: Any, verifier: Any, registry: ConnectionRegistry,
+    def __init__(self, hub: Hub, *, access: ChannelAccess, verifier: JwtVerifier,
+                 registry: ConnectionRegistry,
                  ping_interval: float = 30.0, queue_size: int = 256,
                  retry_ms: int = 3000) -> None:
         self.access = access
