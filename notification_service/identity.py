@@ -37,8 +37,9 @@ TOKEN_ALG_NOT_ALLOWED = ErrorKind(401, 40163)
 TOKEN_BAD_SIGNATURE = ErrorKind(401, 40164)
 TOKEN_EXPIRED = ErrorKind(401, 40165)
 TOKEN_BAD_CLAIMS = ErrorKind(401, 40166)
-# 503: the server was started without any JWT key.
-JWT_NOT_CONFIGURED = ErrorKind(503, 50360)
+# The server was started without any JWT key: no token can be accepted. A 401,
+# not a 5xx: the server works, it just accepts no JWT (monitors alert on 5xx).
+JWT_NOT_CONFIGURED = ErrorKind(401, 40167)
 
 REQUIRED_CLAIMS = ("sub", "iss", "iat", "exp")
 DEFAULT_LEEWAY_SECONDS = 10.0

@@ -81,12 +81,13 @@ async def test_socketio_auth_token_refused_with_reason(server, pages):
     assert not page.client.connected
 
 
-async def test_without_a_configured_key_tokens_are_503(tmp_path, http):
+async def test_without_a_configured_key_tokens_are_refused(tmp_path, http):
     server = await start_server(settings_for(tmp_path))
     try:
         async with http.get(f"{server.url}/sse?token={make_token()}") as response:
-            assert response.status == 503
-            assert "--jwt-secret" in (await response.json())["error"]
+            assert response.status == 401
+            body = await response.json()
+            assert body["code"] == 40167 and "--jwt-secret" in body["error"]
     finally:
         await server.stop()
 
