@@ -47,10 +47,14 @@ def require_chromium() -> str:
 
 
 def test_settings(tmp_path: Any, **overrides: Any) -> Settings:
+    """Settings for a server under test: a free port, no log file, a temporary data dir."""
     settings = Settings(port=0, logfile=None, web_root=PROJECT_ROOT, data_dir=tmp_path / "data")
     for key, value in overrides.items():
         setattr(settings, key, value)
     return settings
+
+
+test_settings.__test__ = False  # a factory, not a test, despite its name
 
 
 @dataclass
@@ -119,3 +123,20 @@ async def connect_page(url: str, *, query: str = "", auth: Any = None,
     await client.connect(url + (f"?{query}" if query else ""), auth=auth,
                          transports=transports or ["websocket"], wait_timeout=WAIT)
     return page
+
+
+async def raw_get(url: str, target: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """Send ``target`` exactly as written (no client-side normalisation of ``..``)."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    response = await asyncio.wait_for(reader.read(), WAIT)
+    writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, body

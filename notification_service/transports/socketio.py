@@ -9,6 +9,7 @@ here loops over all connections or logs per recipient.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -24,6 +25,7 @@ from ..hub import Hub, mask
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/"
+SHUTDOWN_CLOSE_SECONDS = 0.5
 WELCOME_MESSAGE = "Connected to Browser Notification Service. Emit REGISTER {\"code\": ...} to listen."
 
 
@@ -130,7 +132,16 @@ class SocketIOTransport:
         return {"ok": True, "code": code}
 
     async def _on_shutdown(self, _app: web.Application) -> None:
-        """Close every connection at once so pages reconnect to the next process."""
+        """Close every connection at once so pages reconnect to the next process.
+
+        engine.io's close waits for each socket's send queue to drain, which
+        never happens for a socket whose client vanished a moment earlier: the
+        wait is bounded so shutdown stays within its promised two seconds.
+        """
         if self.sio.eio.sockets:
-            await self.sio.eio.disconnect()
+            try:
+                await asyncio.wait_for(self.sio.eio.disconnect(), SHUTDOWN_CLOSE_SECONDS)
+            except asyncio.TimeoutError:
+                log.warning("some socket.io connections did not close in %.1f s; "
+                            "dropping them", SHUTDOWN_CLOSE_SECONDS)
         await self.sio.shutdown()
