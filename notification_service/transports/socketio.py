@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import Any
 
 import socketio
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 
 from .. import jsoncodec
@@ -30,19 +31,24 @@ WELCOME_MESSAGE = "Connected to Browser Notification Service. Emit REGISTER {\"c
 
 
 class UncompressedWebSocket(engineio_aiohttp.WebSocket):
-    """engine.io's aiohttp WebSocket with permessage-deflate turned off.
+    """engine.io's aiohttp WebSocket with permessage-deflate turned off, and tracked.
 
     aiohttp compresses by default and python-engineio offers no switch. Every
     browser negotiates deflate, which keeps a zlib state per connection (about
     100 KB each) and costs ~19% more CPU per broadcast, for alerts of a few
     hundred bytes that gain nothing from it (see shared/FACTS.md).
+    Open sockets are kept in ``open_sockets`` so shutdown can close them at once
+    instead of waiting for each client to hang up.
     """
+
+    open_sockets: weakref.WeakSet[web.WebSocketResponse]
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
         request = environ["aiohttp.request"]
         self._sock = web.WebSocketResponse(
             max_msg_size=self.server.max_http_buffer_size, compress=False)
         await self._sock.prepare(request)
+        self.open_sockets.add(self._sock)
         self.environ = environ
         await self.handler(self)
         return self._sock
@@ -76,7 +82,9 @@ class SocketIOTransport:
             ping_timeout=ping_timeout,
             max_http_buffer_size=max_message_bytes,
         )
-        self.sio.eio._async = {**self.sio.eio._async, "websocket": UncompressedWebSocket}
+        self._websocket_class = type("TrackedWebSocket", (UncompressedWebSocket,),
+                                     {"open_sockets": weakref.WeakSet()})
+        self.sio.eio._async = {**self.sio.eio._async, "websocket": self._websocket_class}
         self._codes: dict[str, str] = {}
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
@@ -135,8 +143,9 @@ class SocketIOTransport:
         """Close every connection at once so pages reconnect to the next process.
 
         engine.io's close waits for each socket's send queue to drain, which
-        never happens for a socket whose client vanished a moment earlier: the
-        wait is bounded so shutdown stays within its promised two seconds.
+        never happens for a socket whose client vanished a moment earlier, and
+        then waits for the client to hang up: both waits are cut short so
+        shutdown stays within its promised two seconds.
         """
         if self.sio.eio.sockets:
             try:
@@ -144,4 +153,11 @@ class SocketIOTransport:
             except asyncio.TimeoutError:
                 log.warning("some socket.io connections did not close in %.1f s; "
                             "dropping them", SHUTDOWN_CLOSE_SECONDS)
+        websockets = list(self._websocket_class.open_sockets)
+        if websockets:
+            await asyncio.wait(
+                [asyncio.ensure_future(ws.close(code=WSCloseCode.GOING_AWAY,
+                                                message=b"server shutting down"))
+                 for ws in websockets],
+                timeout=SHUTDOWN_CLOSE_SECONDS)
         await self.sio.shutdown()
