@@ -140,3 +140,16 @@ async def raw_get(url: str, target: str, method: str = "GET") -> tuple[int, dict
         key, _, value = line.partition(":")
         headers[key.strip().lower()] = value.strip()
     return int(lines[0].split()[1]), headers, body
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+
+
+def require_playwright() -> Any:
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        require(False, "Playwright for Python is not installed (pip install playwright)")
+    return async_playwright
