@@ -107,7 +107,7 @@ async def measure(name: str, url: str, listeners: int, requests: int,
     for index in range(listeners):
         client = socketio.AsyncClient(reconnection=False)
 
-        def on_tick(data: dict, index: int = index) -> None:
+        def on_tick(data: dict, _meta: dict | None = None, index: int = index) -> None:
             received[index] += 1
             started = sent_at.get(data["n"])
             if index == 0 and started is not None:  # one listener measures latency

@@ -10,9 +10,8 @@ listening". It never loops over connections and never logs per recipient.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -27,10 +26,14 @@ class Transport(Protocol):
 
     name: str
 
-    async def deliver(self, event: Event) -> int:
-        """Hand ``event`` to every local listener of ``event.channel``; return how many.
+    def deliver(self, event: Event) -> int:
+        """Queue ``event`` for every local listener of ``event.channel``; return how many.
 
-        Must not loop over every connection: count and fan out by channel.
+        Synchronous on purpose: the Hub appends to history and hands the event
+        to every transport without yielding to the event loop, so a client
+        resuming from history can never see an event twice or miss one. A
+        transport with I/O to do (Web Push) queues it and returns. Must not
+        loop over every connection: count and fan out by channel.
         """
 
 
@@ -58,14 +61,11 @@ def mask(channel: str) -> str:
 class Hub:
     """Publishes events to channels through every registered transport.
 
-    :param history: assigns ids and keeps recent events per channel.
-    :param clock: source of event times (Unix seconds); replaceable in tests.
+    :param history: assigns ids and times, and keeps recent events per channel.
     """
 
-    def __init__(self, history: MemoryHistory | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, history: MemoryHistory | None = None) -> None:
         self.history = history or MemoryHistory()
-        self.clock = clock
         self.transports: list[Transport] = []
 
     def add_transport(self, transport: Transport) -> None:
@@ -79,10 +79,10 @@ class Hub:
         producers validate, because each answers a bad name in its own contract.
         ``push`` asks that the channel's Web Push subscribers get it too.
         """
-        event = self.history.append(channel, name, data, self.clock(), push=push)
+        event = self.history.append(channel, name, data, push=push)
         report = DeliveryReport(event)
-        for transport in self.transports:
-            report.listeners[transport.name] = await transport.deliver(event)
+        for transport in self.transports:  # no await in here: see Transport.deliver
+            report.listeners[transport.name] = transport.deliver(event)
         log.info("published %s to %s id=%s listeners=%d",
                  name, mask(channel), event.id, report.total)
         if log.isEnabledFor(logging.DEBUG):

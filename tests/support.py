@@ -86,12 +86,19 @@ class Page:
     """A real python-socketio client that records every event it receives, in order."""
 
     client: socketio.AsyncClient
-    received: list[tuple[str, Any]] = field(default_factory=list)
+    received: list[tuple[str, Any]] = field(default_factory=list)  # (event name, data)
+    metas: list[Any] = field(default_factory=list)  # the metadata argument, aligned with received
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def _record(self, name: str, *args: Any) -> None:
-        self.received.append((name, args[0] if len(args) == 1 else args))
+    def _record(self, name: str, data: Any = None, meta: Any = None) -> None:
+        self.received.append((name, data))
+        self.metas.append(meta)
         self._arrived.set()
+
+    def with_meta(self, name: str) -> list[tuple[Any, Any]]:
+        """(data, metadata) of every event called ``name``, in arrival order."""
+        return [(data, meta) for (event, data), meta in zip(self.received, self.metas)
+                if event == name]
 
     async def wait_for(self, name: str, count: int = 1, timeout: float = WAIT) -> list[Any]:
         """Wait until ``count`` events called ``name`` arrived; return their data."""

@@ -17,6 +17,7 @@ from notification_service.config import PROJECT_ROOT, build_parser, settings_fro
 from .support import WAIT, connect_page
 
 FLAGS = ["--host", "--port", "--loglevel", "--logfile", "--web-root", "--data-dir",
+         "--history-size", "--history-age", "--history-bytes",
          "--publish-token", "--admin-token"]
 
 
