@@ -9,9 +9,22 @@
  * origin, registers the code, and reconnects and re-registers by itself.
  * The global `socket` is kept so existing pages' socket.on('EVENT', fn) work.
  *
+ * It remembers the id of the last event per code (localStorage, which survives
+ * an OBS source refresh) and sends it on every connect, so the server replays
+ * exactly what the page missed. Events carry metadata as a second argument:
+ * socket.on('FOLLOW', (data, meta) => ...) with meta = {id, channel, time, replayed}.
+ *
+ * Options, set before this script loads:
+ *   window.NotificationServiceOptions = { autoSeen: false }
+ *     the page calls NotificationService.seen(meta.id) itself once an event has
+ *     really been shown (an overlay that queues alerts), so a reload replays the
+ *     alerts that were queued but not shown yet.
+ *
  * API (window.NotificationService):
- *   on(event, fn)          fn(data) for one event name; returns an unsubscribe function
- *   onAny(fn)              fn(eventName, data) for every event
+ *   on(event, fn)          fn(data, meta) for one event name; returns an unsubscribe function
+ *   onAny(fn)              fn(eventName, data, meta) for every event
+ *   onGap(fn)              fn(notice) when the server could not replay everything missed
+ *   seen(id)               remember id as the last event shown (see autoSeen)
  *   onStatus(fn)           fn(status, detail); status: connecting | connected | registered |
  *                          disconnected | error. Called at once with the current status.
  *   register(code)         listen on another code (replaces the current one)
@@ -23,12 +36,25 @@
   "use strict";
 
   var params = new URLSearchParams(global.location.search);
+  var options = global.NotificationServiceOptions || {};
   var statusListeners = [];
   var service = {
     code: params.get("code"),
     status: "connecting",
     socket: null,
+    autoSeen: options.autoSeen !== false,
+    lastReceivedId: null,  // sent when reconnecting: everything after it is missing
   };
+
+  function storageKey(code) { return "notificationservice:lastEventId:" + code; }
+  function loadSeen(code) {
+    try { return global.localStorage.getItem(storageKey(code)); } catch (err) { return null; }
+  }
+  function storeSeen(code, id) {
+    try { global.localStorage.setItem(storageKey(code), id); } catch (err) { /* private mode */ }
+  }
+  // After a reload, resume from the last event the page had shown.
+  if (service.code) service.lastReceivedId = loadSeen(service.code);
 
   function setStatus(status, detail) {
     service.status = status;
@@ -45,7 +71,12 @@
   // auth is a function so every reconnection sends the code in use at that time:
   // the server registers the page as part of the connection, no race with events.
   var socket = global.io({
-    auth: function (send) { send(service.code ? { code: service.code } : {}); },
+    auth: function (send) {
+      var auth = {};
+      if (service.code) auth.code = service.code;
+      if (service.code && service.lastReceivedId) auth.lastEventId = service.lastReceivedId;
+      send(auth);
+    },
     transports: ["websocket", "polling"],
     tryAllTransports: true,
   });
@@ -58,6 +89,21 @@
   socket.on("disconnect", function (reason) { setStatus("disconnected", reason); });
   socket.on("connect_error", function (err) { setStatus("error", err && err.message); });
   socket.on("ERROR", function (body) { setStatus("error", body && body.message); });
+  // Registered before any page listener, so the id is kept before a handler runs.
+  socket.onAny(function (event, data, meta) {
+    if (!meta || !meta.id || meta.channel !== service.code) return;
+    service.lastReceivedId = meta.id;
+    if (service.autoSeen) service.seen(meta.id);
+  });
+
+  service.seen = function (id) {
+    if (service.code && id) storeSeen(service.code, id);
+  };
+
+  service.onGap = function (fn) {
+    socket.on("RESUME_GAP", fn);
+    return function () { socket.off("RESUME_GAP", fn); };
+  };
 
   service.on = function (event, fn) {
     socket.on(event, fn);
@@ -65,9 +111,7 @@
   };
 
   service.onAny = function (fn) {
-    var listener = function (event) {
-      fn(event, Array.prototype.slice.call(arguments, 1)[0]);
-    };
+    var listener = function (event, data, meta) { fn(event, data, meta); };
     socket.onAny(listener);
     return function () { socket.offAny(listener); };
   };
@@ -82,8 +126,11 @@
 
   service.register = function (code) {
     service.code = code;
+    service.lastReceivedId = loadSeen(code);
+    var request = { code: code };
+    if (service.lastReceivedId) request.lastEventId = service.lastReceivedId;
     return new Promise(function (resolve) {
-      socket.emit("REGISTER", { code: code }, function (answer) {
+      socket.emit("REGISTER", request, function (answer) {
         if (answer && answer.ok) setStatus("registered", code);
         resolve(answer);
       });

@@ -66,3 +66,37 @@ async def test_example_page_logs_every_event(server, http, browser):
     await entry.wait_for()
     text = await entry.text_content()
     assert "BUILD" in text and '"step": "3"' in text
+
+
+async def test_reloading_the_overlay_during_a_burst_shows_each_alert_once(server, http, browser):
+    """OBS reloads browser sources on scene changes: no alert may be lost or doubled."""
+    page = await browser.new_page()
+    shown: list[str] = []
+    page.on("console", lambda message: message.text.startswith("SHOWN ")
+            and shown.append(message.text[6:]))
+    await page.add_init_script("""
+        new MutationObserver(records => records.forEach(record => record.addedNodes.forEach(node => {
+            if (node.classList && node.classList.contains('alert'))
+                console.log('SHOWN ' + node.querySelector('.title').textContent);
+        }))).observe(document, {childList: true, subtree: true});
+    """)
+    url = f"{server.url}/sources/alert.html?code=reload&status=1&duration=0.1&gap=0"
+    await page.goto(url)
+    await page.wait_for_function("document.getElementById('status').textContent === 'registered: reload'")
+    names = [f"A{n}" for n in range(12)]
+    for name in names[:6]:
+        async with http.get(f"{server.url}/notify?code=reload&event={name}") as response:
+            assert response.status == 200
+    await page.wait_for_function("document.querySelectorAll('.alert').length > 0")
+    await page.reload()  # mid-burst: some alerts shown, the rest still queued
+    for name in names[6:]:
+        async with http.get(f"{server.url}/notify?code=reload&event={name}") as response:
+            assert response.status == 200
+    for _ in range(200):  # bounded: 12 alerts of ~0.5 s each
+        if len(shown) >= len(names):
+            break
+        await page.wait_for_timeout(100)
+    # The alert on screen at the reload may be shown again (it was interrupted), never skipped.
+    deduplicated = [name for index, name in enumerate(shown) if name not in shown[:index]]
+    assert deduplicated == names
+    assert len(shown) - len(deduplicated) <= 1
