@@ -17,6 +17,7 @@ from aiohttp import web
 
 from .events import Event
 from .history import MemoryHistory
+from .idempotency import IdempotencyCache
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +40,26 @@ class Transport(Protocol):
 
 @dataclass(slots=True)
 class DeliveryReport:
-    """What happened to one published event."""
+    """What happened to one published event.
+
+    ``duplicate`` is true when this answer is the remembered first answer to
+    a publish repeated with the same idempotency key (nothing was delivered).
+    """
 
     event: Event
     listeners: dict[str, int] = field(default_factory=dict)
+    duplicate: bool = False
 
     @property
     def total(self) -> int:
         return sum(self.listeners.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.event.id, "channel": self.event.channel, "event": self.event.name,
-                "listeners": self.total, "transports": dict(self.listeners)}
+        answer = {"id": self.event.id, "channel": self.event.channel, "event": self.event.name,
+                  "listeners": self.total, "transports": dict(self.listeners)}
+        if self.duplicate:
+            answer["duplicate"] = True
+        return answer
 
 
 def mask(channel: str) -> str:
@@ -64,25 +73,36 @@ class Hub:
     :param history: assigns ids and times, and keeps recent events per channel.
     """
 
-    def __init__(self, history: MemoryHistory | None = None) -> None:
+    def __init__(self, history: MemoryHistory | None = None,
+                 idempotency: IdempotencyCache[DeliveryReport] | None = None) -> None:
         self.history = history or MemoryHistory()
+        self.idempotency: IdempotencyCache[DeliveryReport] = idempotency or IdempotencyCache()
         self.transports: list[Transport] = []
 
     def add_transport(self, transport: Transport) -> None:
         self.transports.append(transport)
 
-    async def publish(self, channel: str, name: str, data: Any, *,
-                      push: bool = False) -> DeliveryReport:
+    async def publish(self, channel: str, name: str, data: Any, *, push: bool = False,
+                      idempotency_key: str | None = None) -> DeliveryReport:
         """Publish one event; the only way anything is delivered.
 
         ``channel`` and ``name`` must already be valid (see :mod:`.events`): the
         producers validate, because each answers a bad name in its own contract.
         ``push`` asks that the channel's Web Push subscribers get it too.
+        ``idempotency_key``: a publish repeating a key seen on this channel in the
+        last 5 minutes returns the first report (``duplicate`` set), delivering nothing.
         """
+        if idempotency_key is not None:
+            first = self.idempotency.get(channel, idempotency_key)
+            if first is not None:
+                log.info("duplicate publish to %s ignored (idempotency key)", mask(channel))
+                return DeliveryReport(first.event, dict(first.listeners), duplicate=True)
         event = self.history.append(channel, name, data, push=push)
         report = DeliveryReport(event)
         for transport in self.transports:  # no await in here: see Transport.deliver
             report.listeners[transport.name] = transport.deliver(event)
+        if idempotency_key is not None:
+            self.idempotency.put(channel, idempotency_key, report)
         log.info("published %s to %s id=%s listeners=%d",
                  name, mask(channel), event.id, report.total)
         if log.isEnabledFor(logging.DEBUG):
