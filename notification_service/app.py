@@ -29,7 +29,8 @@ def create_app(settings: Settings) -> web.Application:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = web.Application(middlewares=[error_middleware, trigger.page_trigger_middleware])
     app[SETTINGS_KEY] = settings
-    hub = Hub(MemoryHistory(per_channel=settings.history_size))
+    hub = Hub(MemoryHistory(per_channel=settings.history_size, max_age=settings.history_age,
+                            max_bytes=settings.history_bytes))
     app[HUB_KEY] = hub
     app[ACCESS_KEY] = ChannelAccess()
     health = app[HEALTH_KEY] = HealthChecks()

@@ -26,7 +26,7 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def run(settings: Settings) -> None:
-    configure_logging(settings.loglevel, settings.logfile)
+    log_writer = configure_logging(settings.loglevel, settings.logfile)
     app = create_app(settings)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
@@ -41,6 +41,7 @@ def run(settings: Settings) -> None:
         access_log=logging.getLogger("aiohttp.access"),
         print=None,
     )
+    log_writer.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -32,6 +32,8 @@ class Settings:
     web_root: Path = PROJECT_ROOT
     data_dir: Path = Path("data")
     history_size: int = 100
+    history_age: float = 600.0
+    history_bytes: int = 64 * 1024 * 1024
     publish_token: str | None = None
     admin_token: str | None = None
     shutdown_timeout: float = 1.0
@@ -89,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                help="Folder for keys and databases, created on start. Default: ./data")
     add_option(parser, "--history-size", type=int, default=defaults.history_size,
                help="Events kept per channel for clients that reconnect. Default: 100.")
+    add_option(parser, "--history-age", type=float, default=defaults.history_age,
+               help="Seconds an event is kept for clients that reconnect. Default: 600.")
+    add_option(parser, "--history-bytes", type=int, default=defaults.history_bytes,
+               help="Event data kept across all channels, in bytes. Default: 64 MiB.")
     add_option(parser, "--publish-token", default=None,
                help="Token every publisher must send (Authorization: Bearer, or &token= "
                     "on trigger URLs). Off by default; set it when binding to a public address.")
@@ -126,6 +132,8 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         web_root=Path(args.web_root),
         data_dir=Path(args.data_dir),
         history_size=int(args.history_size),
+        history_age=float(args.history_age),
+        history_bytes=int(args.history_bytes),
         publish_token=args.publish_token or None,
         admin_token=args.admin_token or None,
         jwt_secret=args.jwt_secret or None,

@@ -10,14 +10,14 @@ listening". It never loops over connections and never logs per recipient.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from .events import Event
 from .history import MemoryHistory
+from .idempotency import IdempotencyCache
 
 log = logging.getLogger(__name__)
 
@@ -27,27 +27,39 @@ class Transport(Protocol):
 
     name: str
 
-    async def deliver(self, event: Event) -> int:
-        """Hand ``event`` to every local listener of ``event.channel``; return how many.
+    def deliver(self, event: Event) -> int:
+        """Queue ``event`` for every local listener of ``event.channel``; return how many.
 
-        Must not loop over every connection: count and fan out by channel.
+        Synchronous on purpose: the Hub appends to history and hands the event
+        to every transport without yielding to the event loop, so a client
+        resuming from history can never see an event twice or miss one. A
+        transport with I/O to do (Web Push) queues it and returns. Must not
+        loop over every connection: count and fan out by channel.
         """
 
 
 @dataclass(slots=True)
 class DeliveryReport:
-    """What happened to one published event."""
+    """What happened to one published event.
+
+    ``duplicate`` is true when this answer is the remembered first answer to
+    a publish repeated with the same idempotency key (nothing was delivered).
+    """
 
     event: Event
     listeners: dict[str, int] = field(default_factory=dict)
+    duplicate: bool = False
 
     @property
     def total(self) -> int:
         return sum(self.listeners.values())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.event.id, "channel": self.event.channel, "event": self.event.name,
-                "listeners": self.total, "transports": dict(self.listeners)}
+        answer = {"id": self.event.id, "channel": self.event.channel, "event": self.event.name,
+                  "listeners": self.total, "transports": dict(self.listeners)}
+        if self.duplicate:
+            answer["duplicate"] = True
+        return answer
 
 
 def mask(channel: str) -> str:
@@ -58,31 +70,39 @@ def mask(channel: str) -> str:
 class Hub:
     """Publishes events to channels through every registered transport.
 
-    :param history: assigns ids and keeps recent events per channel.
-    :param clock: source of event times (Unix seconds); replaceable in tests.
+    :param history: assigns ids and times, and keeps recent events per channel.
     """
 
     def __init__(self, history: MemoryHistory | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 idempotency: IdempotencyCache[DeliveryReport] | None = None) -> None:
         self.history = history or MemoryHistory()
-        self.clock = clock
+        self.idempotency: IdempotencyCache[DeliveryReport] = idempotency or IdempotencyCache()
         self.transports: list[Transport] = []
 
     def add_transport(self, transport: Transport) -> None:
         self.transports.append(transport)
 
-    async def publish(self, channel: str, name: str, data: Any, *,
-                      push: bool = False) -> DeliveryReport:
+    async def publish(self, channel: str, name: str, data: Any, *, push: bool = False,
+                      idempotency_key: str | None = None) -> DeliveryReport:
         """Publish one event; the only way anything is delivered.
 
         ``channel`` and ``name`` must already be valid (see :mod:`.events`): the
         producers validate, because each answers a bad name in its own contract.
         ``push`` asks that the channel's Web Push subscribers get it too.
+        ``idempotency_key``: a publish repeating a key seen on this channel in the
+        last 5 minutes returns the first report (``duplicate`` set), delivering nothing.
         """
-        event = self.history.append(channel, name, data, self.clock(), push=push)
+        if idempotency_key is not None:
+            first = self.idempotency.get(channel, idempotency_key)
+            if first is not None:
+                log.info("duplicate publish to %s ignored (idempotency key)", mask(channel))
+                return DeliveryReport(first.event, dict(first.listeners), duplicate=True)
+        event = self.history.append(channel, name, data, push=push)
         report = DeliveryReport(event)
-        for transport in self.transports:
-            report.listeners[transport.name] = await transport.deliver(event)
+        for transport in self.transports:  # no await in here: see Transport.deliver
+            report.listeners[transport.name] = transport.deliver(event)
+        if idempotency_key is not None:
+            self.idempotency.put(channel, idempotency_key, report)
         log.info("published %s to %s id=%s listeners=%d",
                  name, mask(channel), event.id, report.total)
         if log.isEnabledFor(logging.DEBUG):

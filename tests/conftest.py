@@ -43,3 +43,16 @@ async def pages(server: RunningServer) -> AsyncIterator[Callable[..., Awaitable[
     yield open_page
     for page in opened:
         await page.close()
+
+
+@pytest.fixture
+async def browser():
+    """Debian's headless Chromium driven by Playwright; never a downloaded browser."""
+    from .support import CHROMIUM_ARGS, require_chromium, require_playwright
+
+    executable = require_chromium()
+    async_playwright = require_playwright()
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()

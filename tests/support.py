@@ -47,10 +47,14 @@ def require_chromium() -> str:
 
 
 def test_settings(tmp_path: Any, **overrides: Any) -> Settings:
+    """Settings for a server under test: a free port, no log file, a temporary data dir."""
     settings = Settings(port=0, logfile=None, web_root=PROJECT_ROOT, data_dir=tmp_path / "data")
     for key, value in overrides.items():
         setattr(settings, key, value)
     return settings
+
+
+test_settings.__test__ = False  # a factory, not a test, despite its name
 
 
 @dataclass
@@ -82,12 +86,19 @@ class Page:
     """A real python-socketio client that records every event it receives, in order."""
 
     client: socketio.AsyncClient
-    received: list[tuple[str, Any]] = field(default_factory=list)
+    received: list[tuple[str, Any]] = field(default_factory=list)  # (event name, data)
+    metas: list[Any] = field(default_factory=list)  # the metadata argument, aligned with received
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def _record(self, name: str, *args: Any) -> None:
-        self.received.append((name, args[0] if len(args) == 1 else args))
+    def _record(self, name: str, data: Any = None, meta: Any = None) -> None:
+        self.received.append((name, data))
+        self.metas.append(meta)
         self._arrived.set()
+
+    def with_meta(self, name: str) -> list[tuple[Any, Any]]:
+        """(data, metadata) of every event called ``name``, in arrival order."""
+        return [(data, meta) for (event, data), meta in zip(self.received, self.metas)
+                if event == name]
 
     async def wait_for(self, name: str, count: int = 1, timeout: float = WAIT) -> list[Any]:
         """Wait until ``count`` events called ``name`` arrived; return their data."""
@@ -119,3 +130,33 @@ async def connect_page(url: str, *, query: str = "", auth: Any = None,
     await client.connect(url + (f"?{query}" if query else ""), auth=auth,
                          transports=transports or ["websocket"], wait_timeout=WAIT)
     return page
+
+
+async def raw_get(url: str, target: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """Send ``target`` exactly as written (no client-side normalisation of ``..``)."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    response = await asyncio.wait_for(reader.read(), WAIT)
+    writer.close()
+    head, _, body = response.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        key, _, value = line.partition(":")
+        headers[key.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
+
+
+def require_playwright() -> Any:
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        require(False, "Playwright for Python is not installed (pip install playwright)")
+    return async_playwright

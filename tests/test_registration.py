@@ -29,7 +29,7 @@ async def test_welcome_then_register_handshake(server, pages, http):
     page = await pages()
     [welcome] = await page.wait_for("WELCOME")
     assert "message" in welcome
-    assert await page.emit("REGISTER", {"code": "5678"}) == {"ok": True, "code": "5678"}
+    assert await page.emit("REGISTER", {"code": "5678"}) == {"ok": True, "code": "5678", "replayed": 0}
     answer = await fire(http, server, "code=5678&event=sub")
     assert answer["count"] == 1
     assert (await page.wait_for("SUB"))[0]["code"] == "5678"
@@ -50,7 +50,7 @@ async def test_welcome_arrives_after_connect_so_a_handler_can_answer(server):
 
     await client.connect(server.url, transports=["websocket"])
     try:
-        assert await asyncio.wait_for(registered, 5) == {"ok": True, "code": "9999"}
+        assert await asyncio.wait_for(registered, 5) == {"ok": True, "code": "9999", "replayed": 0}
     finally:
         await client.disconnect()
 

@@ -4,6 +4,10 @@ Chat bots can only fire a URL, so the whole event is in the query string: the
 event name is ``E`` upper-cased with spaces as ``_``, the data is every query
 parameter as a string (last value wins), and the answer keeps the original
 JSON shape ``{"success": 1, "count": N, "msg": ...}`` for N = 0 too.
+
+Bots paste the answer into chat, so a request that asks for text (``reply=text``,
+``Accept: text/plain``, or a chat bot's own request headers) gets one short
+sentence with status 200, errors included, and never the full code.
 """
 
 from __future__ import annotations
@@ -11,22 +15,61 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..config import SETTINGS_KEY
-from ..errors import MISSING_PARAMETER, Handler
+from ..errors import INVALID_PARAMETER, MISSING_PARAMETER, ApiError, Handler
 from ..events import trigger_event_name, validate_code
-from ..hub import HUB_KEY
+from ..hub import HUB_KEY, DeliveryReport, mask
+from ..idempotency import IDEMPOTENCY_KEY_MAX_LENGTH
 from ..tokens import require_token
 
-# Query parameters that steer the trigger and are never part of the event data.
-CONTROL_PARAMETERS = ("token",)
+# Query parameters that steer the trigger; they are not part of the event data.
+CONTROL_PARAMETERS = ("token", "reply", "push", "idempotency_key")
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-
+# Headers only chat-bot services send (Nightbot's urlfetch sends these).
+CHAT_BOT_HEADERS = ("Nightbot-Channel", "Nightbot-User", "Nightbot-Response-Url")
+TEXT_REPLY_LIMIT = 400
 # Routes whose GET may carry ?code=&event= and then trigger instead of serving:
 # the page folders the seed README fires through, and paths that match nothing.
 PAGE_ROUTE_NAMES = frozenset({"sources", "sources-root", "static", "static-root", "favicon", "index"})
 
 
+def wants_text(request: web.Request) -> bool:
+    """Whether the caller will paste the answer into chat."""
+    reply = request.query.get("reply")
+    if reply is not None:
+        return reply.lower() == "text"
+    accept = request.headers.get("Accept", "")
+    if accept.startswith("text/plain"):
+        return True
+    return any(header in request.headers for header in CHAT_BOT_HEADERS)
+
+
+def text_reply(sentence: str) -> web.Response:
+    if len(sentence) > TEXT_REPLY_LIMIT:
+        sentence = sentence[:TEXT_REPLY_LIMIT - 1] + "…"
+    return web.Response(text=sentence, content_type="text/plain")
+
+
+def sentence_for(report: DeliveryReport) -> str:
+    name, count = report.event.name, report.total
+    if report.duplicate:
+        return f"Already sent {name} (same idempotency key); not sent again."
+    if count == 0:
+        return f"Sent {name}, but no overlay is listening on code {mask(report.event.channel)}."
+    return f"Sent {name} to {count} overlay{'s' if count != 1 else ''}."
+
+
 async def trigger(request: web.Request) -> web.Response:
-    """Publish the event a GET query describes and answer with the seed-0 JSON."""
+    """Publish the event a GET query describes; answer in the seed-0 JSON or one sentence."""
+    if not wants_text(request):
+        return web.json_response(seed_answer(await publish_query(request)))
+    try:
+        report = await publish_query(request)
+    except ApiError as error:
+        return text_reply(f"Could not send: {error.message}")
+    return text_reply(sentence_for(report))
+
+
+async def publish_query(request: web.Request) -> DeliveryReport:
     query = request.query
     require_token(request, request.app[SETTINGS_KEY].publish_token, "publish")
     for required in ("code", "event"):
@@ -39,16 +82,27 @@ async def trigger(request: web.Request) -> web.Response:
         data.pop(control, None)
     code = validate_code(data["code"])
     name = trigger_event_name(data["event"])
-    push = data.get("push", "").lower() in TRUE_WORDS
-    report = await request.app[HUB_KEY].publish(code, name, data, push=push)
+    push = query.get("push", "").lower() in TRUE_WORDS
+    key = request.headers.get("Idempotency-Key", query.get("idempotency_key"))
+    if key is not None and not 0 < len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise INVALID_PARAMETER(
+            f"An idempotency key is 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters.")
+    return await request.app[HUB_KEY].publish(code, name, data, push=push, idempotency_key=key)
+
+
+def seed_answer(report: DeliveryReport) -> dict[str, object]:
+    """The original answer, plus the event id, name and the duplicate flag (additive)."""
     count = report.total
-    return web.json_response({
+    answer: dict[str, object] = {
         "success": 1,
         "count": count,
         "msg": f"Broadcast event to {count} clients",
         "id": report.event.id,
-        "event": name,
-    })
+        "event": report.event.name,
+    }
+    if report.duplicate:
+        answer["duplicate"] = True
+    return answer
 
 
 def _is_page_request(request: web.Request) -> bool:

@@ -9,12 +9,16 @@ here loops over all connections or logs per recipient.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import weakref
 from typing import Any
 
 import socketio
-from aiohttp import web
+from aiohttp import WSCloseCode, web
+from engineio import packet as engineio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
+from socketio import packet as socketio_packet
 
 from .. import jsoncodec
 from ..errors import INVALID_CODE, ApiError
@@ -26,23 +30,30 @@ from ..registry import ConnectionInfo, ConnectionRegistry
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/"
+SHUTDOWN_CLOSE_SECONDS = 0.5
+GAP_EVENT = "RESUME_GAP"
 WELCOME_MESSAGE = "Connected to Browser Notification Service. Emit REGISTER {\"code\": ...} to listen."
 
 
 class UncompressedWebSocket(engineio_aiohttp.WebSocket):
-    """engine.io's aiohttp WebSocket with permessage-deflate turned off.
+    """engine.io's aiohttp WebSocket with permessage-deflate turned off, and tracked.
 
     aiohttp compresses by default and python-engineio offers no switch. Every
     browser negotiates deflate, which keeps a zlib state per connection (about
     100 KB each) and costs ~19% more CPU per broadcast, for alerts of a few
     hundred bytes that gain nothing from it (see shared/FACTS.md).
+    Open sockets are kept in ``open_sockets`` so shutdown can close them at once
+    instead of waiting for each client to hang up.
     """
+
+    open_sockets: weakref.WeakSet[web.WebSocketResponse]
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
         request = environ["aiohttp.request"]
         self._sock = web.WebSocketResponse(
             max_msg_size=self.server.max_http_buffer_size, compress=False)
         await self._sock.prepare(request)
+        self.open_sockets.add(self._sock)
         self.environ = environ
         await self.handler(self)
         return self._sock
@@ -76,8 +87,11 @@ class SocketIOTransport:
             ping_timeout=ping_timeout,
             max_http_buffer_size=max_message_bytes,
         )
-        self.sio.eio._async = {**self.sio.eio._async, "websocket": UncompressedWebSocket}
+        self._websocket_class = type("TrackedWebSocket", (UncompressedWebSocket,),
+                                     {"open_sockets": weakref.WeakSet()})
+        self.sio.eio._async = {**self.sio.eio._async, "websocket": self._websocket_class}
         self._codes: dict[str, str] = {}
+        self._plain: set[str] = set()  # connections that asked for events without metadata
         self.verifier: JwtVerifier = JwtVerifier()
         self.registry: ConnectionRegistry = ConnectionRegistry()
         self._identified: dict[str, ConnectionInfo] = {}
@@ -95,11 +109,75 @@ class SocketIOTransport:
         room = self.sio.manager.rooms.get(NAMESPACE, {}).get(channel)
         return len(room) if room else 0
 
-    async def deliver(self, event: Event) -> int:
-        count = self.listener_count(event.channel)
-        if count:
-            await self.sio.emit(event.name, event.data, to=event.channel, namespace=NAMESPACE)
-        return count
+    def deliver(self, event: Event) -> int:
+        """Queue the event, encoded once, on the engine.io socket of every room member.
+
+        python-socketio's ``emit`` creates an asyncio task per recipient and
+        waits on them all (about 95 µs of CPU per delivery, see FACTS.md). The
+        event is the same for everyone, so it is encoded once here and put on
+        each member's outgoing queue directly; each socket's own writer task
+        sends it, so one slow socket never delays the others. Only the room's
+        members are visited, never every connection. Connections that asked
+        for events without metadata get a second encoding, made only if needed.
+        """
+        room = self.sio.manager.rooms.get(NAMESPACE, {}).get(event.channel)
+        if not room:
+            return 0
+        with_meta = self._message(event, replayed=False)
+        plain: engineio_packet.Packet | None = None
+        sockets = self.sio.eio.sockets
+        delivered = 0
+        for sid, eio_sid in room.items():
+            socket = sockets.get(eio_sid)
+            if socket is None or socket.closed:
+                continue
+            if self._plain and sid in self._plain:
+                plain = plain or self._message(event, replayed=False, meta=False)
+                socket.queue.put_nowait(plain)
+            else:
+                socket.queue.put_nowait(with_meta)
+            delivered += 1
+        return delivered
+
+    def _message(self, event: Event, *, replayed: bool, meta: bool = True
+                 ) -> engineio_packet.Packet:
+        """The engine.io message carrying ``event``: ``[name, data, meta]``."""
+        arguments = [event.name, event.data]
+        if meta:
+            arguments.append({"id": event.id, "channel": event.channel, "time": event.time,
+                              "replayed": replayed})
+        encoded = self.sio.packet_class(
+            socketio_packet.EVENT, namespace=NAMESPACE, data=arguments).encode()
+        return engineio_packet.Packet(engineio_packet.MESSAGE, encoded)
+
+    def _listen(self, sid: str, channel: str, last_event_id: str | None) -> int:
+        """Join ``channel``, first queueing what the client missed since ``last_event_id``.
+
+        Synchronous from reading history to joining the room: no event can be
+        published in between (see Transport.deliver), so the client gets what
+        it missed, then live events, with no duplicate and no gap. Returns the
+        number of events replayed.
+        """
+        socket = self.sio.eio.sockets.get(self.sio.manager.eio_sid_from_sid(sid, NAMESPACE))
+        replayed = 0
+        if socket is not None and last_event_id is not None:
+            missed = self.hub.history.since(channel, last_event_id)
+            if missed.gap:
+                notice = {"channel": channel, "lastEventId": last_event_id,
+                          "available": len(missed.events),
+                          "message": "Some events on this channel were lost (older than the "
+                                     "kept history, or from before a restart); what is still "
+                                     "kept follows."}
+                socket.queue.put_nowait(engineio_packet.Packet(
+                    engineio_packet.MESSAGE, self.sio.packet_class(
+                        socketio_packet.EVENT, namespace=NAMESPACE,
+                        data=[GAP_EVENT, notice]).encode()))
+            plain = sid in self._plain
+            for event in missed.events:
+                socket.queue.put_nowait(self._message(event, replayed=True, meta=not plain))
+            replayed = len(missed.events)
+        self.sio.manager.basic_enter_room(sid, NAMESPACE, channel)
+        return replayed
 
     # -- handlers --------------------------------------------------------
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
@@ -107,14 +185,17 @@ class SocketIOTransport:
         if token is not None and not await self._identify(sid, environ, token):
             return
         await self.sio.emit("WELCOME", {"message": WELCOME_MESSAGE}, to=sid)
-        code = auth.get("code") if isinstance(auth, dict) else None
-        if code is None:
-            code = environ["aiohttp.request"].query.get("code")
+        options = auth if isinstance(auth, dict) else {}
+        query = environ["aiohttp.request"].query
+        if options.get("meta") is False or query.get("meta") == "0":
+            self._plain.add(sid)
+        code = options.get("code", query.get("code"))
         if code is not None:
-            await self._register(sid, code)
+            await self._register(sid, code, options.get("lastEventId", query.get("lastEventId")))
 
     async def _on_disconnect(self, sid: str, *_reason: Any) -> None:
         self._codes.pop(sid, None)
+        self._plain.discard(sid)
         info = self._identified.pop(sid, None)
         if info is not None:
             self.registry.remove(info)
@@ -142,33 +223,53 @@ class SocketIOTransport:
         if not self.sio.manager.is_connected(sid, NAMESPACE):  # it left while we verified
             await self._on_disconnect(sid)
             return False
-        await self.sio.enter_room(sid, identity.user_channel)
-        await self.sio.enter_room(sid, identity.application_channel)
+        self._listen(sid, identity.user_channel, None)
+        self._listen(sid, identity.application_channel, None)
         return True
 
     async def _on_register(self, sid: str, data: Any) -> dict[str, Any]:
-        code = data.get("code") if isinstance(data, dict) else data
-        return await self._register(sid, code)
+        if isinstance(data, dict):
+            return await self._register(sid, data.get("code"), data.get("lastEventId"))
+        return await self._register(sid, data, None)
 
-    async def _register(self, sid: str, code: Any) -> dict[str, Any]:
+    async def _register(self, sid: str, code: Any, last_event_id: Any) -> dict[str, Any]:
         """Listen on ``code``, replacing any earlier code of this connection."""
         try:
             if not isinstance(code, str):
                 raise INVALID_CODE('REGISTER needs {"code": "<your code>"} with a string code.')
             validate_code(code)
+            if last_event_id is not None and not isinstance(last_event_id, str):
+                raise INVALID_CODE("lastEventId must be the id string of the last event seen.")
         except ApiError as error:
             await self.sio.emit("ERROR", {"message": error.message, "code": error.code}, to=sid)
             return {"ok": False, "error": error.message}
         previous = self._codes.get(sid)
         if previous is not None and previous != code:
-            await self.sio.leave_room(sid, previous)
-        await self.sio.enter_room(sid, code)
+            self.sio.manager.basic_leave_room(sid, NAMESPACE, previous)
+        replayed = self._listen(sid, code, last_event_id)
         self._codes[sid] = code
         log.debug("connection %s registered code %s", sid, mask(code))
-        return {"ok": True, "code": code}
+        return {"ok": True, "code": code, "replayed": replayed}
 
     async def _on_shutdown(self, _app: web.Application) -> None:
-        """Close every connection at once so pages reconnect to the next process."""
+        """Close every connection at once so pages reconnect to the next process.
+
+        engine.io's close waits for each socket's send queue to drain, which
+        never happens for a socket whose client vanished a moment earlier, and
+        then waits for the client to hang up: both waits are cut short so
+        shutdown stays within its promised two seconds.
+        """
         if self.sio.eio.sockets:
-            await self.sio.eio.disconnect()
+            try:
+                await asyncio.wait_for(self.sio.eio.disconnect(), SHUTDOWN_CLOSE_SECONDS)
+            except asyncio.TimeoutError:
+                log.warning("some socket.io connections did not close in %.1f s; "
+                            "dropping them", SHUTDOWN_CLOSE_SECONDS)
+        websockets = list(self._websocket_class.open_sockets)
+        if websockets:
+            await asyncio.wait(
+                [asyncio.ensure_future(ws.close(code=WSCloseCode.GOING_AWAY,
+                                                message=b"server shutting down"))
+                 for ws in websockets],
+                timeout=SHUTDOWN_CLOSE_SECONDS)
         await self.sio.shutdown()

@@ -185,7 +185,8 @@ class SSETransport:
     def listener_count(self, channel: str) -> int:
         return len(self._channels.get(channel, ()))
 
-    async def deliver(self, event: Event) -> int:
+    def deliver(self, event: Event) -> int:
+        """Encode ``event`` once and queue it on each of its channel's streams (no await)."""
         listeners = self._channels.get(event.channel)
         if not listeners:
             return 0

@@ -1,0 +1,78 @@
+"""Chat bots paste the answer into chat: one short sentence, status 200, errors included.
+And a bot that retries never doubles an alert."""
+
+from __future__ import annotations
+
+import pytest
+
+
+async def get_text(http, url: str, **headers) -> tuple[int, str, str]:
+    async with http.get(url, headers=headers) as response:
+        return response.status, response.headers["Content-Type"], await response.text()
+
+
+@pytest.mark.parametrize("how", ["reply", "accept", "nightbot"])
+async def test_text_reply_when_asked(server, pages, http, how):
+    await pages(query="code=4242")
+    url = f"{server.url}/notify?code=4242&event=hype"
+    headers = {}
+    if how == "reply":
+        url += "&reply=text"
+    elif how == "accept":
+        headers["Accept"] = "text/plain"
+    else:
+        headers["Nightbot-Channel"] = "name=streamer&provider=twitch&providerId=1"
+    status, content_type, text = await get_text(http, url, **headers)
+    assert (status, content_type) == (200, "text/plain; charset=utf-8")
+    assert text == "Sent HYPE to 1 overlay."
+
+
+async def test_text_reply_for_nobody_listening_masks_the_code(server, http):
+    status, _, text = await get_text(http, f"{server.url}/notify?code=987654&event=x&reply=text")
+    assert status == 200
+    assert text == "Sent X, but no overlay is listening on code 98**."
+    assert "987654" not in text
+
+
+async def test_text_reply_errors_are_200_sentences_under_400_characters(server, http):
+    status, _, text = await get_text(http, f"{server.url}/notify?code=1234&reply=text")
+    assert status == 200
+    assert text.startswith("Could not send: Missing query parameter 'event'")
+    status, _, text = await get_text(http, f"{server.url}/notify?code={'x' * 300}!&event=a&reply=text")
+    assert status == 200 and text.startswith("Could not send:") and len(text) <= 400
+
+
+async def test_control_parameters_are_not_event_data(server, pages, http):
+    page = await pages(query="code=ctl")
+    await get_text(http, f"{server.url}/notify?code=ctl&event=a&reply=text&idempotency_key=k1&push=0&x=1")
+    assert await page.wait_for("A") == [{"code": "ctl", "event": "a", "x": "1"}]
+
+
+async def test_retried_publish_with_same_key_alerts_once(server, pages, http):
+    page = await pages(query="code=idem")
+    url = f"{server.url}/notify?code=idem&event=follow&user=bob"
+    async with http.get(url, headers={"Idempotency-Key": "retry-1"}) as response:
+        first = await response.json()
+    async with http.get(url + "&idempotency_key=retry-1") as response:
+        second = await response.json()
+    assert second["id"] == first["id"] and second["count"] == first["count"] == 1
+    assert second["duplicate"] is True and "duplicate" not in first
+    async with http.get(url + "&idempotency_key=retry-2") as response:
+        third = await response.json()
+    assert third["id"] != first["id"]
+    async with http.get(f"{server.url}/notify?code=idem&event=sentinel") as response:
+        assert response.status == 200
+    await page.wait_for("SENTINEL")  # events arrive in order: a third FOLLOW would be here by now
+    assert len(page.named("FOLLOW")) == 2
+
+
+async def test_same_key_on_another_code_is_another_publish(server, http):
+    for code in ("k1", "k2"):
+        async with http.get(f"{server.url}/notify?code={code}&event=x&idempotency_key=same") as response:
+            assert "duplicate" not in await response.json()
+
+
+async def test_duplicate_text_reply_says_so(server, http):
+    url = f"{server.url}/notify?code=dup&event=x&reply=text&idempotency_key=a"
+    await get_text(http, url)
+    assert (await get_text(http, url))[2] == "Already sent X (same idempotency key); not sent again."

@@ -1,0 +1,141 @@
+"""Static hosting: content types, caching, ranges, folders, and nothing outside the folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from notification_service.static import CONTENT_TYPES
+
+from .support import raw_get, start_server, test_settings
+
+EXPECTED_TYPES = {
+    "html": "text/html", "js": "text/javascript", "mjs": "text/javascript", "css": "text/css",
+    "json": "application/json", "svg": "image/svg+xml", "png": "image/png", "jpg": "image/jpeg",
+    "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp", "avif": "image/avif",
+    "ico": "image/x-icon", "mp3": "audio/mpeg", "wav": "audio/wav", "ogg": "audio/ogg",
+    "opus": "audio/ogg", "m4a": "audio/mp4", "mp4": "video/mp4", "webm": "video/webm",
+    "woff": "font/woff", "woff2": "font/woff2", "ttf": "font/ttf", "otf": "font/otf",
+    "txt": "text/plain",
+}
+
+
+@pytest.fixture
+async def site(tmp_path):
+    """A web root with one file per type, a folder with an index, a hidden file and a secret outside."""
+    root = tmp_path / "web"
+    sources = root / "sources"
+    (sources / "media").mkdir(parents=True)
+    (root / "static").mkdir()
+    for extension in EXPECTED_TYPES:
+        (sources / f"file.{extension}").write_bytes(b"0123456789" * 10)
+    (sources / "SHOUT.MP3").write_bytes(b"id3")
+    (sources / "unknown.xyz").write_bytes(b"?")
+    (sources / "media" / "index.html").write_text("<p>media index</p>")
+    (sources / "noindex").mkdir()
+    (sources / ".env").write_text("SECRET=1")
+    (tmp_path / "secret.txt").write_text("outside the web root")
+    if sys.platform != "win32":
+        os.symlink(tmp_path / "secret.txt", sources / "link-out.txt")
+        os.symlink(sources / "file.txt", sources / "link-in.txt")
+    running = await start_server(test_settings(tmp_path, web_root=root))
+    yield running
+    await running.stop()
+
+
+def test_table_covers_every_type_an_overlay_uses():
+    for extension, expected in EXPECTED_TYPES.items():
+        assert CONTENT_TYPES["." + extension].startswith(expected)
+
+
+@pytest.mark.parametrize("extension", sorted(EXPECTED_TYPES))
+async def test_content_type(site, http, extension):
+    async with http.get(f"{site.url}/sources/file.{extension}") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith(EXPECTED_TYPES[extension])
+
+
+async def test_extensions_are_case_insensitive_and_unknown_is_octet_stream(site, http):
+    async with http.get(f"{site.url}/sources/SHOUT.MP3") as response:
+        assert response.headers["Content-Type"] == "audio/mpeg"
+    async with http.get(f"{site.url}/sources/unknown.xyz") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "application/octet-stream"
+
+
+async def test_conditional_get_answers_304(site, http):
+    async with http.get(f"{site.url}/sources/file.png") as response:
+        etag = response.headers["ETag"]
+        assert response.headers["Last-Modified"]
+    async with http.get(f"{site.url}/sources/file.png", headers={"If-None-Match": etag}) as response:
+        assert response.status == 304
+
+
+async def test_range_request_lets_video_seek(site, http):
+    async with http.get(f"{site.url}/sources/file.mp4", headers={"Range": "bytes=10-19"}) as response:
+        assert response.status == 206
+        assert response.headers["Content-Range"] == "bytes 10-19/100"
+        assert await response.read() == b"0123456789"
+
+
+async def test_folder_serves_its_index(site, http):
+    async with http.get(f"{site.url}/sources/media/") as response:
+        assert response.status == 200
+        assert "media index" in await response.text()
+    async with http.get(f"{site.url}/sources/media", allow_redirects=False) as response:
+        assert response.status == 301
+        assert response.headers["Location"].endswith("/sources/media/")
+    async with http.get(f"{site.url}/sources/noindex/") as response:
+        assert response.status == 404
+        assert (await response.json())["code"] == 40401
+
+
+async def test_favicon(server, http):
+    async with http.get(f"{server.url}/favicon.ico") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "image/x-icon"
+
+
+async def test_shipped_client_is_served_locally(server, http):
+    async with http.get(f"{server.url}/static/socket.io.min.js") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/javascript")
+        assert "Socket.IO v4" in (await response.text())[:200]
+
+
+TRAVERSALS = [
+    "/sources/../secret.txt",
+    "/sources/%2e%2e/secret.txt",
+    "/sources/%2E%2E/secret.txt",
+    "/sources/..%2fsecret.txt",
+    "/sources/..%2f..%2fetc%2fpasswd",
+    "/sources/%2f..%2fsecret.txt",
+    "/sources/%2fetc%2fpasswd",
+    "/sources//etc/passwd",
+    "/sources/..\\secret.txt",
+    "/sources/..%5csecret.txt",
+    "/sources/C:%5cWindows%5cwin.ini",
+    "/sources/.env",
+    "/sources/%2eenv",
+    "/sources/media/../../secret.txt",
+    "/static/../sources/.env",
+    "/sources/file.txt%00.html",
+]
+
+
+@pytest.mark.parametrize("target", TRAVERSALS)
+async def test_nothing_outside_the_folder_is_served(site, target):
+    status, headers, body = await raw_get(site.url, target)
+    assert status in (400, 404), (target, status)
+    assert b"outside the web root" not in body and b"SECRET=1" not in body
+    assert b"root:" not in body
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symlinks need privileges on Windows")
+async def test_symlinks_pointing_out_are_refused_and_inside_are_served(site, http):
+    async with http.get(f"{site.url}/sources/link-out.txt") as response:
+        assert response.status == 404
+    async with http.get(f"{site.url}/sources/link-in.txt") as response:
+        assert response.status == 200
