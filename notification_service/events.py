@@ -31,7 +31,8 @@ class Event:
     """One published event. ``id`` is assigned by the Hub; ``time`` is Unix seconds.
 
     ``push`` is the producer's request that Web Push subscribers of the channel
-    get the event too (live listeners always do).
+    get the event too (live listeners always do). ``receipt`` asks listeners to
+    confirm they got it (a producer is waiting for receipts).
     """
 
     id: str
@@ -40,6 +41,7 @@ class Event:
     data: Any
     time: float
     push: bool = False
+    receipt: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "channel": self.channel, "name": self.name,

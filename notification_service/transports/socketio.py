@@ -93,6 +93,7 @@ class SocketIOTransport:
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("REGISTER", self._on_register)
+        self.sio.on("RECEIVED", self._on_received)
         hub.add_transport(self)
 
     def attach(self, app: web.Application) -> None:
@@ -139,8 +140,11 @@ class SocketIOTransport:
         """The engine.io message carrying ``event``: ``[name, data, meta]``."""
         arguments = [event.name, event.data]
         if meta:
-            arguments.append({"id": event.id, "channel": event.channel, "time": event.time,
-                              "replayed": replayed})
+            metadata = {"id": event.id, "channel": event.channel, "time": event.time,
+                        "replayed": replayed}
+            if event.receipt:
+                metadata["receipt"] = True  # the publisher waits: answer with RECEIVED {id}
+            arguments.append(metadata)
         encoded = self.sio.packet_class(
             socketio_packet.EVENT, namespace=NAMESPACE, data=arguments).encode()
         return engineio_packet.Packet(engineio_packet.MESSAGE, encoded)
@@ -193,6 +197,11 @@ class SocketIOTransport:
         if isinstance(data, dict):
             return await self._register(sid, data.get("code"), data.get("lastEventId"))
         return await self._register(sid, data, None)
+
+    async def _on_received(self, _sid: str, data: Any) -> None:
+        """A page confirms an event it was asked to confirm (``meta.receipt``)."""
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            self.hub.receipts.acknowledge(data["id"])
 
     async def _register(self, sid: str, code: Any, last_event_id: Any) -> dict[str, Any]:
         """Listen on ``code``, replacing any earlier code of this connection."""
