@@ -9,7 +9,6 @@ here loops over all connections or logs per recipient.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -27,7 +26,6 @@ log = logging.getLogger(__name__)
 
 TOO_MANY_CHANNELS = ErrorKind(422, 42245)  # only ever in an acknowledgement
 NAMESPACE = "/"
-SHUTDOWN_CLOSE_SECONDS = 1.0  # how long shutdown waits for pages to get the CLOSE packet
 WELCOME_MESSAGE = "Connected to Browser Notification Service. Emit REGISTER {\"code\": ...} to listen."
 
 
@@ -230,16 +228,13 @@ class SocketIOTransport:
     async def _on_shutdown(self, _app: web.Application) -> None:
         """Close every connection at once so pages reconnect to the next process."""
         # Not eio.disconnect(): it waits, unbounded, for each socket's writer to
-        # flush the CLOSE packet, and a client that closed a moment earlier has
-        # no writer left, so shutdown hung forever. Bound the wait instead.
+        # flush the CLOSE packet, and a page that closed a moment earlier has no
+        # writer left, so shutdown hung forever. Queue CLOSE without waiting; the
+        # writers flush it while the runner closes the connections.
         eio = self.sio.eio
-        closing = [asyncio.create_task(socket.close(reason=eio.reason.SERVER_DISCONNECT))
-                   for socket in list(eio.sockets.values())]
-        if closing:
-            _closed, stuck = await asyncio.wait(closing, timeout=SHUTDOWN_CLOSE_SECONDS)
-            for task in stuck:
-                task.cancel()
-            eio.sockets = {}
+        for socket in list(eio.sockets.values()):
+            await socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+        eio.sockets = {}
         await self.sio.shutdown()
 
 
