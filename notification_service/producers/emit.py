@@ -63,6 +63,8 @@ def _authorise(request: web.Request, settings: Settings, body_secret: Any) -> No
             f"POST /emit is off: start the server with --secret <secret> (or set "
             f"{env_name('--secret')}), then send it as \"secret\" in the JSON body or as "
             f"'Authorization: Bearer <secret>'.")
+    if body_secret is not None and not isinstance(body_secret, str):
+        raise INVALID_FIELD(f'"secret" is a string (got {type(body_secret).__name__}).')
     presented = [value for value in (body_secret, presented_token(request))
                  if isinstance(value, str) and value]
     if not presented:
