@@ -48,7 +48,7 @@ async def test_schemathesis_finds_nothing(tmp_path):
             executable, "run", f"{server.url}/openapi.json",
             "--header", f"Authorization: Bearer {TOKEN}",
             "--checks", "all", "--max-examples", "20", "--seed", "20261122",
-            "--generation-database", "none", "--workers", "2", "--no-color",
+            "--generation-database", "none", "--workers", "1", "--no-color",
             "--report-dir", str(tmp_path / "report"),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
             cwd=tmp_path)
