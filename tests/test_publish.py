@@ -104,6 +104,23 @@ async def test_push_query_flag_reaches_the_hub(server, http):
     assert seen == [True, False]
 
 
+async def test_push_field_of_emit_reaches_the_hub(tmp_path, http):
+    async with running(tmp_path, secret=SECRET) as server:
+        seen = []
+        original = server.hub.publish
+
+        async def spy(channel, name, data, *, push=False):
+            seen.append(push)
+            return await original(channel, name, data, push=push)
+
+        server.hub.publish = spy
+        for push in (True, False):
+            status, _ = await post(http, f"{server.url}/emit", json={
+                "event": "e", "room": "r", "secret": SECRET, "push": push})
+            assert status == 200
+        assert seen == [True, False]
+
+
 # -- /emit ------------------------------------------------------------------
 
 async def test_emit_ws_emit_payload(tmp_path, http):

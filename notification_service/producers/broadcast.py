@@ -16,7 +16,7 @@ from ..events import validate_channel, validate_event_name
 from ..hub import HUB_KEY
 from ..tokens import require_token
 from .body import parse_json, query_flag, read_body
-from .emit import INVALID_EVENT_NAME
+from .emit import BAD_EVENT_NAME
 
 
 async def broadcast(request: web.Request) -> web.Response:
@@ -24,7 +24,7 @@ async def broadcast(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS_KEY]
     require_token(request, settings.publish_token, "publish")
     channel = validate_channel(request.match_info["channel"])
-    event = validate_event_name(request.match_info["event"], INVALID_EVENT_NAME)
+    event = validate_event_name(request.match_info["event"], BAD_EVENT_NAME)
     raw = await read_body(request, settings.max_payload_bytes)
     data = parse_json(raw, "body of POST /broadcast")
     report = await request.app[HUB_KEY].publish(channel, event, data,

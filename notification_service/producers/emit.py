@@ -23,7 +23,7 @@ from .body import INVALID_FIELD, check_data_size, parse_json, read_body
 
 EMIT_FORBIDDEN = ErrorKind(403, 40340)
 EMIT_DISABLED = ErrorKind(403, 40341)
-INVALID_EVENT_NAME = ErrorKind(422, 42242)
+BAD_EVENT_NAME = ErrorKind(422, 42242)
 # Room for the envelope around ``data`` (event, room, secret, namespace).
 ENVELOPE_BYTES = 4096
 DEFAULT_NAMESPACES = (None, "", "/")
@@ -40,7 +40,7 @@ async def emit(request: web.Request) -> web.Response:
     _authorise(request, settings, body.get("secret"))
     event = _string_field(body, "event")
     room = _string_field(body, "room")
-    validate_event_name(event, INVALID_EVENT_NAME)
+    validate_event_name(event, BAD_EVENT_NAME)
     validate_channel(room)
     namespace = body.get("namespace")
     if namespace not in DEFAULT_NAMESPACES:
