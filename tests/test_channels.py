@@ -48,6 +48,12 @@ async def test_ws_emit_join_and_leave(server, pages, http):
     assert (await broadcast(http, server, "time", "update"))["listeners"] == 0
 
 
+async def test_extra_arguments_are_ignored(server, pages):
+    page = await pages()
+    answer = await page.client.call("subscribe", ("news", "extra"), timeout=5)
+    assert answer == {"ok": True, "channel": "news"}
+
+
 async def test_subscribe_and_register_code_are_the_same_channels(server, pages, http):
     page = await pages(query="code=1234")
     await page.emit("subscribe", "extra")

@@ -155,18 +155,18 @@ class SocketIOTransport:
         """The JWT identity this connection proved at connect, if any (JWT auth fills this)."""
         return None
 
-    async def _on_subscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+    async def _on_subscribe(self, sid: str, data: Any = None, *_extra: Any) -> dict[str, Any]:
         """``subscribe`` with ``"channel"`` or ``{"channel", "secret"}``."""
         return await self._listen(sid, "subscribe", data, "channel")
 
-    async def _on_join(self, sid: str, data: Any = None) -> dict[str, Any]:
+    async def _on_join(self, sid: str, data: Any = None, *_extra: Any) -> dict[str, Any]:
         """ws-emit's ``join`` with ``{"room", "secret"}`` (refusals are answered, not ignored)."""
         return await self._listen(sid, "join", data, "room")
 
-    async def _on_unsubscribe(self, sid: str, data: Any = None) -> dict[str, Any]:
+    async def _on_unsubscribe(self, sid: str, data: Any = None, *_extra: Any) -> dict[str, Any]:
         return await self._stop_listening(sid, "unsubscribe", data, "channel")
 
-    async def _on_leave(self, sid: str, data: Any = None) -> dict[str, Any]:
+    async def _on_leave(self, sid: str, data: Any = None, *_extra: Any) -> dict[str, Any]:
         return await self._stop_listening(sid, "leave", data, "room")
 
     async def _listen(self, sid: str, verb: str, data: Any, field: str) -> dict[str, Any]:
