@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import operations
+from . import cors, operations, spaces
 from .access import ACCESS_KEY, ChannelAccess
 from .config import SETTINGS_KEY, Settings
 from .errors import error_middleware
 from .history import MemoryHistory
 from .hub import HUB_KEY, Hub
-from .producers import trigger
+from .openapi import add_routes as add_openapi_routes
+from .producers import broadcast, emit, trigger
 from .static import StaticFolder
 from .transports.socketio import SocketIOTransport
 
@@ -27,14 +28,22 @@ def create_app(settings: Settings) -> web.Application:
     hub = Hub(MemoryHistory(per_channel=settings.history_size, max_age=settings.history_age,
                             max_bytes=settings.history_bytes))
     app[HUB_KEY] = hub
-    app[ACCESS_KEY] = ChannelAccess()
+    cors.setup(app, settings.cors_origins)
+    access = ChannelAccess(spaces.setup(app, settings.data_dir))
+    app[ACCESS_KEY] = access
 
-    socketio_transport = SocketIOTransport(hub)
+    socketio_transport = SocketIOTransport(
+        hub, cors_allowed_origins=cors.socketio_origins(settings.cors_origins))
+    socketio_transport.enable_channels(
+        access, max_per_connection=settings.max_channels_per_connection)
     socketio_transport.attach(app)
     app[SOCKETIO_KEY] = socketio_transport
 
     trigger.add_routes(app)
+    emit.add_routes(app)
+    broadcast.add_routes(app)
     operations.add_routes(app)
+    add_openapi_routes(app)
     _add_static_routes(app, settings)
     return app
 
