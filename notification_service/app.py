@@ -7,16 +7,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import operations, registry
+from . import cors, operations, registry, spaces
 from .access import ACCESS_KEY, ChannelAccess
 from .config import SETTINGS_KEY, Settings
 from .errors import error_middleware
 from .history import MemoryHistory
 from .hub import HUB_KEY, Hub
 from .identity import JWT_VERIFIER_KEY, JwtVerifier
+from .openapi import add_routes as add_openapi_routes
 from .operations import HEALTH_KEY, HealthChecks, data_dir_check
+from .producers import broadcast, emit, trigger
 from .registry import REGISTRY_KEY, ConnectionRegistry
-from .producers import trigger
 from .static import StaticFolder
 from .transports.socketio import SocketIOTransport
 from .transports.sse import SSETransport
@@ -32,7 +33,9 @@ def create_app(settings: Settings) -> web.Application:
     hub = Hub(MemoryHistory(per_channel=settings.history_size, max_age=settings.history_age,
                             max_bytes=settings.history_bytes))
     app[HUB_KEY] = hub
-    app[ACCESS_KEY] = ChannelAccess()
+    cors.setup(app, settings.cors_origins)
+    access = ChannelAccess(spaces.setup(app, settings.data_dir))
+    app[ACCESS_KEY] = access
     health = app[HEALTH_KEY] = HealthChecks()
     health.add("data_dir", data_dir_check(settings.data_dir))
     verifier = app[JWT_VERIFIER_KEY] = JwtVerifier.from_files(
@@ -40,7 +43,10 @@ def create_app(settings: Settings) -> web.Application:
         leeway=settings.jwt_leeway)
     connections = app[REGISTRY_KEY] = ConnectionRegistry()
 
-    socketio_transport = SocketIOTransport(hub)
+    socketio_transport = SocketIOTransport(
+        hub, cors_allowed_origins=cors.socketio_origins(settings.cors_origins))
+    socketio_transport.enable_channels(
+        access, max_per_connection=settings.max_channels_per_connection)
     socketio_transport.use_identities(verifier, connections)
     socketio_transport.attach(app)
     app[SOCKETIO_KEY] = socketio_transport
@@ -53,7 +59,10 @@ def create_app(settings: Settings) -> web.Application:
     app[SSE_KEY] = sse_transport
 
     trigger.add_routes(app)
+    emit.add_routes(app)
+    broadcast.add_routes(app)
     operations.add_routes(app)
+    add_openapi_routes(app)
     registry.add_routes(app)
     _add_static_routes(app, settings)
     return app

@@ -10,7 +10,7 @@ from typing import Sequence
 from aiohttp import web
 
 from .app import create_app
-from .config import Settings, settings_from_args
+from .config import Settings, settings_from_args, startup_warnings
 from .logs import configure_logging
 
 log = logging.getLogger("notification_service")
@@ -30,6 +30,8 @@ def run(settings: Settings) -> None:
     app = create_app(settings)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
+    for warning in startup_warnings(settings):
+        log.warning("%s", warning)
     log.info("listening on http://%s:%d (web root %s, data %s)", settings.host, settings.port,
              settings.web_root, settings.data_dir)
     web.run_app(

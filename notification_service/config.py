@@ -9,8 +9,9 @@ Nothing here opens files or sockets: :func:`create_app` does that.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -37,6 +38,11 @@ class Settings:
     publish_token: str | None = None
     admin_token: str | None = None
     shutdown_timeout: float = 1.0
+    # Publishing (POST /emit, POST /broadcast, channels; see docs/publish.md).
+    secret: str | None = None
+    max_payload_bytes: int = 64 * 1024
+    max_channels_per_connection: int = 100
+    cors_origins: list[str] = field(default_factory=list)
     jwt_secret: str | None = None
     jwt_public_key: Path | None = None
     jwt_leeway: float = 10.0
@@ -100,6 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
                     "on trigger URLs). Off by default; set it when binding to a public address.")
     add_option(parser, "--admin-token", default=None,
                help="Token for admin routes (Authorization: Bearer).")
+    add_option(parser, "--secret", default=None,
+               help="Secret that enables POST /emit (ws-emit's --secret): sent as \"secret\" "
+                    "in the JSON body or as Authorization: Bearer. Off by default.")
+    add_option(parser, "--max-payload-bytes", type=int, default=defaults.max_payload_bytes,
+               help="Largest event data /emit and /broadcast accept, in bytes (413 above). "
+                    "Default: 65536.")
+    add_option(parser, "--max-channels-per-connection", type=int,
+               default=defaults.max_channels_per_connection,
+               help="Channels one socket.io connection may listen on; more are refused in "
+                    "the acknowledgement. Default: 100.")
+    add_option(parser, "--cors-origin", action="append", dest="cors_origins", default=None,
+               help="Origin (scheme://host:port) whose pages may use socket.io and the HTTP "
+                    "API; repeat for more, '*' for any. Default: same origin only.")
     add_option(parser, "--jwt-secret", default=None,
                help="HS256 secret that verifies listeners' JWTs (SSE, socket.io auth.token, "
                     "/connections); the seed's JWT_SECRET. Use 32+ random bytes.")
@@ -136,6 +155,10 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         history_bytes=int(args.history_bytes),
         publish_token=args.publish_token or None,
         admin_token=args.admin_token or None,
+        secret=args.secret or None,
+        max_payload_bytes=int(args.max_payload_bytes),
+        max_channels_per_connection=int(args.max_channels_per_connection),
+        cors_origins=list(args.cors_origins or []),
         jwt_secret=args.jwt_secret or None,
         jwt_public_key=Path(args.jwt_public_key) if args.jwt_public_key else None,
         jwt_leeway=float(args.jwt_leeway),
@@ -143,6 +166,27 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         sse_queue_size=int(args.sse_queue_size),
         sse_retry_ms=int(args.sse_retry),
     )
+
+
+def startup_warnings(settings: Settings) -> list[str]:
+    """What an operator should hear about before the first request arrives."""
+    warnings = []
+    if settings.publish_token is None and not is_loopback_host(settings.host):
+        warnings.append(
+            f"Listening on {settings.host} without a publish token: anyone who can reach "
+            f"this address can publish to every channel. Set --publish-token "
+            f"(or {env_name('--publish-token')}).")
+    return warnings
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name or "" (all interfaces): assume reachable
 
 
 SETTINGS_KEY = web.AppKey("settings", Settings)

@@ -71,8 +71,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(NOT_FOUND(f"Nothing at {request.path}."))
     except web.HTTPMethodNotAllowed as exc:
         allowed = ", ".join(sorted(exc.allowed_methods))
-        return json_error(METHOD_NOT_ALLOWED(
+        response = json_error(METHOD_NOT_ALLOWED(
             f"{request.method} is not allowed on {request.path}; use {allowed}."))
+        response.headers["Allow"] = allowed  # RFC 9110 requires it on 405
+        return response
     except web.HTTPException:
         raise  # redirects, 304s and the like are answers, not errors
     except Exception:

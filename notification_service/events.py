@@ -13,10 +13,28 @@ from typing import Any
 
 from .errors import INVALID_CODE, INVALID_EVENT_NAME, ErrorKind
 
+# A channel named in a JSON body or a URL path the client chose: 422 (the
+# request was well-formed, the name is not one we can deliver to).
+INVALID_CHANNEL = ErrorKind(422, 42240)
+
 CODE_MAX_LENGTH = 128
 EVENT_NAME_MAX_LENGTH = 128
 # URL-unreserved characters: a code never needs escaping in a URL, a shell or OBS.
 CODE_PATTERN = re.compile(r"[A-Za-z0-9_.~-]{1,%d}" % CODE_MAX_LENGTH)
+CHANNEL_MAX_LENGTH = 256
+SPACE_MAX_LENGTH = 64
+# Channels: the code characters plus ``: @ / + = |`` so that ``space::name``
+# private channels and ``jwt:{iss}:{sub}`` identity channels (issuers are often
+# URLs, subjects often e-mail addresses or ``provider|id``) are channels too.
+# No whitespace, quotes, ``<>``, ``%``, ``?``, ``#`` or ``&``: a channel is
+# safe in a log line, an HTML attribute and a query string. Every valid code is
+# a valid channel.
+CHANNEL_CHARACTERS = r"A-Za-z0-9_.~:@/+=|-"
+CHANNEL_PATTERN = re.compile(r"[%s]{1,%d}" % (CHANNEL_CHARACTERS, CHANNEL_MAX_LENGTH))
+# The space of a ``space::name`` channel is also a URL path segment
+# (``PUT /admin/spaces/{space}``), so it keeps to the code characters.
+SPACE_PATTERN = re.compile(r"[A-Za-z0-9_.~-]{1,%d}" % SPACE_MAX_LENGTH)
+SPACE_SEPARATOR = "::"
 # Printable, no whitespace controls; socket.io and SSE both carry it verbatim.
 EVENT_NAME_PATTERN = re.compile(r"[^\x00-\x1f\x7f]{1,%d}" % EVENT_NAME_MAX_LENGTH)
 # Names the socket.io client keeps for itself: an event called this would never
@@ -31,7 +49,8 @@ class Event:
     """One published event. ``id`` is assigned by the Hub; ``time`` is Unix seconds.
 
     ``push`` is the producer's request that Web Push subscribers of the channel
-    get the event too (live listeners always do).
+    get the event too (live listeners always do). ``receipt`` asks listeners to
+    confirm they got it (a producer is waiting for receipts).
     """
 
     id: str
@@ -40,6 +59,7 @@ class Event:
     data: Any
     time: float
     push: bool = False
+    receipt: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "channel": self.channel, "name": self.name,
@@ -54,6 +74,38 @@ def validate_code(code: str, error: ErrorKind = INVALID_CODE) -> str:
             f"(got {len(code)} characters{_first_bad_character(code, CODE_PATTERN)})."
         )
     return code
+
+
+def validate_channel(channel: str, error: ErrorKind = INVALID_CHANNEL) -> str:
+    """Return ``channel`` if listeners can join it and producers target it, else raise ``error``.
+
+    A channel is 1 to 256 characters from ``A-Z a-z 0-9 _ . ~ - : @ / + = |``.
+    If it contains ``::`` it is private: the part before the first ``::`` is
+    the space (1 to 64 of ``A-Z a-z 0-9 _ . ~ -``) and the name after it must
+    not be empty.
+    """
+    if not isinstance(channel, str) or not CHANNEL_PATTERN.fullmatch(channel):
+        if not isinstance(channel, str):
+            raise error(f"A channel is a string, not {type(channel).__name__}.")
+        raise error(
+            f"A channel is 1 to {CHANNEL_MAX_LENGTH} characters from "
+            f"A-Z a-z 0-9 _ . ~ - : @ / + = | (got {len(channel)} characters"
+            f"{_first_bad_character(channel, CHANNEL_PATTERN)}).")
+    space, separator, name = channel.partition(SPACE_SEPARATOR)
+    # JWT identity channels (access.JWT_PREFIX) carry issuer URLs: never a space.
+    if separator and not channel.startswith("jwt:") and (not SPACE_PATTERN.fullmatch(space) or not name):
+        raise error(
+            f"'{channel}' looks private (space::name): the space must be 1 to "
+            f"{SPACE_MAX_LENGTH} characters from A-Z a-z 0-9 _ . ~ - and the name must not be empty.")
+    return channel
+
+
+def validate_space(space: str, error: ErrorKind = INVALID_CHANNEL) -> str:
+    """Return ``space`` if it can name a private space, else raise ``error``."""
+    if not SPACE_PATTERN.fullmatch(space):
+        raise error(f"A space is 1 to {SPACE_MAX_LENGTH} characters from A-Z a-z 0-9 _ . ~ - "
+                    f"(got {len(space)} characters{_first_bad_character(space, SPACE_PATTERN)}).")
+    return space
 
 
 def validate_event_name(name: str, error: ErrorKind = INVALID_EVENT_NAME) -> str:

@@ -76,11 +76,13 @@ class MemoryHistory:
         self.forgotten_upto = 0  # newest sequence of any channel dropped entirely
         self._channels: OrderedDict[str, _Channel] = OrderedDict()
 
-    def append(self, channel: str, name: str, data: Any, *, push: bool = False) -> Event:
+    def append(self, channel: str, name: str, data: Any, *, push: bool = False,
+               receipt: bool = False) -> Event:
         """Create the channel's next Event and keep it."""
         now = self.clock()
         self.sequence += 1
-        event = Event(f"{self.epoch}{ID_SEPARATOR}{self.sequence}", channel, name, data, now, push)
+        event = Event(f"{self.epoch}{ID_SEPARATOR}{self.sequence}", channel, name, data, now,
+                      push, receipt)
         size = len(jsoncodec.dumps_bytes(data))
         kept = self._channels.get(channel)
         if kept is None:

@@ -18,6 +18,7 @@ from aiohttp import web
 from .events import Event
 from .history import MemoryHistory
 from .idempotency import IdempotencyCache
+from .receipts import Receipts
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class DeliveryReport:
     event: Event
     listeners: dict[str, int] = field(default_factory=dict)
     duplicate: bool = False
+    acknowledged: int | None = None  # set when the producer waited for receipts
 
     @property
     def total(self) -> int:
@@ -59,6 +61,8 @@ class DeliveryReport:
                   "listeners": self.total, "transports": dict(self.listeners)}
         if self.duplicate:
             answer["duplicate"] = True
+        if self.acknowledged is not None:
+            answer["acknowledged"] = self.acknowledged
         return answer
 
 
@@ -77,13 +81,15 @@ class Hub:
                  idempotency: IdempotencyCache[DeliveryReport] | None = None) -> None:
         self.history = history or MemoryHistory()
         self.idempotency: IdempotencyCache[DeliveryReport] = idempotency or IdempotencyCache()
+        self.receipts = Receipts()
         self.transports: list[Transport] = []
 
     def add_transport(self, transport: Transport) -> None:
         self.transports.append(transport)
 
     async def publish(self, channel: str, name: str, data: Any, *, push: bool = False,
-                      idempotency_key: str | None = None) -> DeliveryReport:
+                      idempotency_key: str | None = None,
+                      wait_ms: int | None = None) -> DeliveryReport:
         """Publish one event; the only way anything is delivered.
 
         ``channel`` and ``name`` must already be valid (see :mod:`.events`): the
@@ -91,22 +97,27 @@ class Hub:
         ``push`` asks that the channel's Web Push subscribers get it too.
         ``idempotency_key``: a publish repeating a key seen on this channel in the
         last 5 minutes returns the first report (``duplicate`` set), delivering nothing.
+        ``wait_ms``: wait up to this long for listeners' receipts and report how
+        many arrived (``acknowledged``).
         """
         if idempotency_key is not None:
             first = self.idempotency.get(channel, idempotency_key)
             if first is not None:
                 log.info("duplicate publish to %s ignored (idempotency key)", mask(channel))
                 return DeliveryReport(first.event, dict(first.listeners), duplicate=True)
-        event = self.history.append(channel, name, data, push=push)
+        event = self.history.append(channel, name, data, push=push, receipt=wait_ms is not None)
         report = DeliveryReport(event)
         for transport in self.transports:  # no await in here: see Transport.deliver
             report.listeners[transport.name] = transport.deliver(event)
-        if idempotency_key is not None:
-            self.idempotency.put(channel, idempotency_key, report)
         log.info("published %s to %s id=%s listeners=%d",
                  name, mask(channel), event.id, report.total)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("event %s on %s data=%r", event.id, channel, data)
+        if idempotency_key is not None:
+            self.idempotency.put(channel, idempotency_key, report)
+        if wait_ms is not None:
+            expected = report.listeners.get("socketio", 0)
+            report.acknowledged = await self.receipts.wait(event.id, expected, wait_ms)
         return report
 
 

@@ -91,7 +91,9 @@
   socket.on("ERROR", function (body) { setStatus("error", body && body.message); });
   // Registered before any page listener, so the id is kept before a handler runs.
   socket.onAny(function (event, data, meta) {
-    if (!meta || !meta.id || meta.channel !== service.code) return;
+    if (!meta || !meta.id) return;
+    if (meta.receipt) socket.emit("RECEIVED", { id: meta.id });  // a publisher waits for it
+    if (meta.channel !== service.code) return;
     service.lastReceivedId = meta.id;
     if (service.autoSeen) service.seen(meta.id);
   });

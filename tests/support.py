@@ -88,12 +88,15 @@ class Page:
     client: socketio.AsyncClient
     received: list[tuple[str, Any]] = field(default_factory=list)  # (event name, data)
     metas: list[Any] = field(default_factory=list)  # the metadata argument, aligned with received
+    confirm_receipts: bool = False  # answer RECEIVED like notificationservice.js does
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def _record(self, name: str, data: Any = None, meta: Any = None) -> None:
+    async def _record(self, name: str, data: Any = None, meta: Any = None) -> None:
         self.received.append((name, data))
         self.metas.append(meta)
         self._arrived.set()
+        if self.confirm_receipts and isinstance(meta, dict) and meta.get("receipt"):
+            await self.client.emit("RECEIVED", {"id": meta["id"]})
 
     def with_meta(self, name: str) -> list[tuple[Any, Any]]:
         """(data, metadata) of every event called ``name``, in arrival order."""
@@ -123,9 +126,10 @@ class Page:
 
 
 async def connect_page(url: str, *, query: str = "", auth: Any = None,
-                       transports: list[str] | None = None) -> Page:
+                       transports: list[str] | None = None,
+                       confirm_receipts: bool = False) -> Page:
     client = socketio.AsyncClient(reconnection=False)
-    page = Page(client)
+    page = Page(client, confirm_receipts=confirm_receipts)
     client.on("*", page._record)
     await client.connect(url + (f"?{query}" if query else ""), auth=auth,
                          transports=transports or ["websocket"], wait_timeout=WAIT)

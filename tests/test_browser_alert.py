@@ -100,3 +100,12 @@ async def test_reloading_the_overlay_during_a_burst_shows_each_alert_once(server
     deduplicated = [name for index, name in enumerate(shown) if name not in shown[:index]]
     assert deduplicated == names
     assert len(shown) - len(deduplicated) <= 1
+
+
+async def test_pages_confirm_receipts(server, http, browser):
+    page = await browser.new_page()
+    await page.goto(f"{server.url}/sources/example.html?code=receipt1")
+    await page.wait_for_function("document.getElementById('status').className === 'registered'")
+    async with http.get(f"{server.url}/notify?code=receipt1&event=x&wait=3000") as response:
+        answer = await response.json()
+    assert (answer["count"], answer["acknowledged"]) == (1, 1)

@@ -97,3 +97,18 @@ async def test_listing_is_refused(server, http, who, status, code):
     for path in ("/connections/shop", "/connections/shop/alice"):
         answer_status, body = await get(http, server.url + path, token)
         assert (answer_status, body["code"]) == (status, code), body
+
+
+async def test_socketio_subscribe_to_jwt_channels_needs_that_identity(server, pages):
+    bob = await pages(auth={"token": make_token("bob", "shop")})
+    await bob.wait_for("WELCOME")
+    eve = await pages()
+    await eve.wait_for("WELCOME")
+    assert (await bob.emit("unsubscribe", "jwt:shop:bob"))["ok"] is True
+    assert (await bob.emit("subscribe", "jwt:shop:bob"))["ok"] is True
+    refused = await eve.emit("subscribe", "jwt:shop:bob")
+    assert refused["ok"] is False and refused["code"] == 40302
+    report = await server.hub.publish("jwt:shop:bob", "order", {"n": 3})
+    assert report.listeners["socketio"] == 1
+    await bob.wait_for("order")
+    assert eve.named("order") == []

@@ -19,10 +19,11 @@ from ..errors import INVALID_PARAMETER, MISSING_PARAMETER, ApiError, Handler
 from ..events import trigger_event_name, validate_code
 from ..hub import HUB_KEY, DeliveryReport, mask
 from ..idempotency import IDEMPOTENCY_KEY_MAX_LENGTH
+from ..receipts import MAX_WAIT_MS
 from ..tokens import require_token
 
 # Query parameters that steer the trigger; they are not part of the event data.
-CONTROL_PARAMETERS = ("token", "reply", "push", "idempotency_key")
+CONTROL_PARAMETERS = ("token", "reply", "push", "idempotency_key", "wait")
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 # Headers only chat-bot services send (Nightbot's urlfetch sends these).
 CHAT_BOT_HEADERS = ("Nightbot-Channel", "Nightbot-User", "Nightbot-Response-Url")
@@ -55,7 +56,10 @@ def sentence_for(report: DeliveryReport) -> str:
         return f"Already sent {name} (same idempotency key); not sent again."
     if count == 0:
         return f"Sent {name}, but no overlay is listening on code {mask(report.event.channel)}."
-    return f"Sent {name} to {count} overlay{'s' if count != 1 else ''}."
+    sentence = f"Sent {name} to {count} overlay{'s' if count != 1 else ''}"
+    if report.acknowledged is not None:
+        sentence += f"; {report.acknowledged} confirmed"
+    return sentence + "."
 
 
 async def trigger(request: web.Request) -> web.Response:
@@ -87,7 +91,17 @@ async def publish_query(request: web.Request) -> DeliveryReport:
     if key is not None and not 0 < len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
         raise INVALID_PARAMETER(
             f"An idempotency key is 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters.")
-    return await request.app[HUB_KEY].publish(code, name, data, push=push, idempotency_key=key)
+    return await request.app[HUB_KEY].publish(code, name, data, push=push, idempotency_key=key,
+                                              wait_ms=wait_parameter(query.get("wait")))
+
+
+def wait_parameter(raw: str | None) -> int | None:
+    """``wait=<ms>``: how long to wait for receipts, 0 to MAX_WAIT_MS."""
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) > MAX_WAIT_MS:
+        raise INVALID_PARAMETER(f"wait is a whole number of milliseconds from 0 to {MAX_WAIT_MS}.")
+    return int(raw)
 
 
 def seed_answer(report: DeliveryReport) -> dict[str, object]:
@@ -102,6 +116,8 @@ def seed_answer(report: DeliveryReport) -> dict[str, object]:
     }
     if report.duplicate:
         answer["duplicate"] = True
+    if report.acknowledged is not None:
+        answer["acknowledged"] = report.acknowledged
     return answer
 
 

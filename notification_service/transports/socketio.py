@@ -21,8 +21,9 @@ from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet as socketio_packet
 
 from .. import jsoncodec
-from ..errors import INVALID_CODE, ApiError
-from ..events import Event, validate_code
+from ..access import ChannelAccess, Identity
+from ..errors import INVALID_CODE, ApiError, ErrorKind
+from ..events import INVALID_CHANNEL, Event, validate_channel, validate_code
 from ..hub import Hub, mask
 from ..identity import TOKEN_MALFORMED, JwtVerifier
 from ..registry import ConnectionInfo, ConnectionRegistry
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/"
 SHUTDOWN_CLOSE_SECONDS = 0.5
 GAP_EVENT = "RESUME_GAP"
+TOO_MANY_CHANNELS = ErrorKind(422, 42245)  # only ever in an acknowledgement
 WELCOME_MESSAGE = "Connected to Browser Notification Service. Emit REGISTER {\"code\": ...} to listen."
 
 
@@ -63,7 +65,8 @@ class SocketIOTransport:
     """Delivers Events to socket.io rooms named after channels.
 
     :param hub: the Hub this transport registers with.
-    :param cors_allowed_origins: passed to python-socketio; ``[]`` means same origin only.
+    :param cors_allowed_origins: passed to python-socketio; None means same origin
+        only (``[]`` would turn python-engineio's origin check off entirely).
     :param ping_interval: seconds between engine.io pings (whole seconds: the
         protocol truncates fractions).
     """
@@ -76,7 +79,7 @@ class SocketIOTransport:
         self.hub = hub
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
-            cors_allowed_origins=[] if cors_allowed_origins is None else cors_allowed_origins,
+            cors_allowed_origins=cors_allowed_origins,
             json=jsoncodec,
             logger=False,
             engineio_logger=False,
@@ -92,12 +95,14 @@ class SocketIOTransport:
         self.sio.eio._async = {**self.sio.eio._async, "websocket": self._websocket_class}
         self._codes: dict[str, str] = {}
         self._plain: set[str] = set()  # connections that asked for events without metadata
+        self._channels: dict[str, set[str]] = {}  # sid -> channels joined by subscribe/join
         self.verifier: JwtVerifier = JwtVerifier()
         self.registry: ConnectionRegistry = ConnectionRegistry()
         self._identified: dict[str, ConnectionInfo] = {}
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("REGISTER", self._on_register)
+        self.sio.on("RECEIVED", self._on_received)
         hub.add_transport(self)
 
     def attach(self, app: web.Application) -> None:
@@ -144,8 +149,11 @@ class SocketIOTransport:
         """The engine.io message carrying ``event``: ``[name, data, meta]``."""
         arguments = [event.name, event.data]
         if meta:
-            arguments.append({"id": event.id, "channel": event.channel, "time": event.time,
-                              "replayed": replayed})
+            metadata = {"id": event.id, "channel": event.channel, "time": event.time,
+                        "replayed": replayed}
+            if event.receipt:
+                metadata["receipt"] = True  # the publisher waits: answer with RECEIVED {id}
+            arguments.append(metadata)
         encoded = self.sio.packet_class(
             socketio_packet.EVENT, namespace=NAMESPACE, data=arguments).encode()
         return engineio_packet.Packet(engineio_packet.MESSAGE, encoded)
@@ -196,6 +204,7 @@ class SocketIOTransport:
     async def _on_disconnect(self, sid: str, *_reason: Any) -> None:
         self._codes.pop(sid, None)
         self._plain.discard(sid)
+        self._channels.pop(sid, None)
         info = self._identified.pop(sid, None)
         if info is not None:
             self.registry.remove(info)
@@ -232,6 +241,11 @@ class SocketIOTransport:
             return await self._register(sid, data.get("code"), data.get("lastEventId"))
         return await self._register(sid, data, None)
 
+    async def _on_received(self, _sid: str, data: Any) -> None:
+        """A page confirms an event it was asked to confirm (``meta.receipt``)."""
+        if isinstance(data, dict) and isinstance(data.get("id"), str):
+            self.hub.receipts.acknowledge(data["id"])
+
     async def _register(self, sid: str, code: Any, last_event_id: Any) -> dict[str, Any]:
         """Listen on ``code``, replacing any earlier code of this connection."""
         try:
@@ -251,6 +265,102 @@ class SocketIOTransport:
         log.debug("connection %s registered code %s", sid, mask(code))
         return {"ok": True, "code": code, "replayed": replayed}
 
+    # -- channels: subscribe/unsubscribe (broadcasting server), join/leave (ws-emit)
+    def enable_channels(self, access: ChannelAccess, *, max_per_connection: int = 100) -> None:
+        """Let pages listen on channels by name, each answer in the acknowledgement.
+
+        :param access: decides who may listen (private spaces, JWT channels).
+        :param max_per_connection: channels one connection may listen on,
+            the registered code included; more are refused, not ignored.
+        """
+        self.access = access
+        self.max_channels_per_connection = max_per_connection
+        self.sio.on("subscribe", self._on_subscribe)
+        self.sio.on("unsubscribe", self._on_unsubscribe)
+        self.sio.on("join", self._on_join)
+        self.sio.on("leave", self._on_leave)
+
+    def identity_of(self, sid: str) -> Identity | None:
+        """The JWT identity this connection proved at connect (``auth: {token}``), if any."""
+        info = self._identified.get(sid)
+        return info.identity if info is not None else None
+
+    async def _on_subscribe(self, sid: str, data: Any = None, *_extra: Any) -> dict[str, Any]:
+        """``subscribe`` with ``"channel"`` or ``{"channel", "secret"}``."""
+        return await self._join_request(sid, "subscribe", data, "channel")
+
+    async def _on_join(self, sid: str, data: Any = None, *_extra: Any) -> dict[str, Any]:
+        """ws-emit's ``join`` with ``{"room", "secret"}`` (refusals are answered, not ignored)."""
+        return await self._join_request(sid, "join", data, "room")
+
+    async def _on_unsubscribe(self, sid: str, data: Any = None, *_extra: Any) -> dict[str, Any]:
+        return await self._stop_listening(sid, "unsubscribe", data, "channel")
+
+    async def _on_leave(self, sid: str, data: Any = None, *_extra: Any) -> dict[str, Any]:
+        return await self._stop_listening(sid, "leave", data, "room")
+
+    async def _join_request(self, sid: str, verb: str, data: Any, field: str) -> dict[str, Any]:
+        channel, secret = _channel_request(data, field)
+        last_event_id = data.get("lastEventId") if isinstance(data, dict) else None
+        try:
+            channel = self._checked_channel(verb, channel, field)
+            if secret is not None and not isinstance(secret, str):
+                raise INVALID_CHANNEL(f'"secret" is a string (got {type(secret).__name__}).')
+            if last_event_id is not None and not isinstance(last_event_id, str):
+                raise INVALID_CHANNEL('"lastEventId" is the id string of the last event seen.')
+            joined = self._channels.setdefault(sid, set())
+            if channel not in joined and channel != self._codes.get(sid):
+                listening = len(joined | ({self._codes[sid]} if sid in self._codes else set()))
+                if listening >= self.max_channels_per_connection:
+                    raise TOO_MANY_CHANNELS(
+                        f"This connection already listens on {listening} channels, the most "
+                        f"this server allows (--max-channels-per-connection); unsubscribe "
+                        f"from one first.")
+            self.access.check_listen(channel, secret=secret, identity=self.identity_of(sid))
+        except ApiError as error:
+            return await self._refuse(sid, verb, channel, error)
+        replayed = self._listen(sid, channel, last_event_id)
+        joined.add(channel)
+        log.debug("connection %s %s %s", sid, verb, mask(channel))
+        answer: dict[str, Any] = {"ok": True, "channel": channel}
+        if last_event_id is not None:
+            answer["replayed"] = replayed
+        return answer
+
+    async def _stop_listening(self, sid: str, verb: str, data: Any, field: str) -> dict[str, Any]:
+        channel, _secret = _channel_request(data, field)
+        try:
+            channel = self._checked_channel(verb, channel, field)
+        except ApiError as error:
+            return await self._refuse(sid, verb, channel, error)
+        await self.sio.leave_room(sid, channel)
+        self._channels.get(sid, set()).discard(channel)
+        if self._codes.get(sid) == channel:
+            del self._codes[sid]
+        return {"ok": True, "channel": channel}
+
+    @staticmethod
+    def _checked_channel(verb: str, channel: Any, field: str) -> str:
+        if not isinstance(channel, str):
+            example = '"news"' if field == "channel" else '{"room": "news", "secret": "..."}'
+            raise INVALID_CHANNEL(f"{verb} needs a channel name: emit {verb} with {example}.")
+        return validate_channel(channel)
+
+    async def _refuse(self, sid: str, verb: str, channel: Any, error: ApiError) -> dict[str, Any]:
+        """Answer a refusal in the ack and as an ERROR event (pages without acks see it too)."""
+        shown = mask(channel) if isinstance(channel, str) else repr(type(channel).__name__)
+        log.info("refused %s of %s by %s: %s", verb, shown, self._peer(sid), error.message)
+        answer = {"ok": False, "error": error.message, "code": error.code}
+        if isinstance(channel, str):
+            answer["channel"] = channel
+        await self.sio.emit("ERROR", {"message": error.message, "code": error.code}, to=sid)
+        return answer
+
+    def _peer(self, sid: str) -> str:
+        environ = self.sio.get_environ(sid) or {}
+        request = environ.get("aiohttp.request")
+        return str(request.remote) if request is not None else "?"
+
     async def _on_shutdown(self, _app: web.Application) -> None:
         """Close every connection at once so pages reconnect to the next process.
 
@@ -259,12 +369,13 @@ class SocketIOTransport:
         then waits for the client to hang up: both waits are cut short so
         shutdown stays within its promised two seconds.
         """
-        if self.sio.eio.sockets:
-            try:
-                await asyncio.wait_for(self.sio.eio.disconnect(), SHUTDOWN_CLOSE_SECONDS)
-            except asyncio.TimeoutError:
-                log.warning("some socket.io connections did not close in %.1f s; "
-                            "dropping them", SHUTDOWN_CLOSE_SECONDS)
+        # Not eio.disconnect(): it waits, unbounded, for each socket's writer to
+        # flush the CLOSE packet, and a page that closed a moment earlier has no
+        # writer left. Queue CLOSE without waiting, then close the WebSockets.
+        eio = self.sio.eio
+        for socket in list(eio.sockets.values()):
+            await socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+        eio.sockets = {}
         websockets = list(self._websocket_class.open_sockets)
         if websockets:
             await asyncio.wait(
@@ -273,3 +384,10 @@ class SocketIOTransport:
                  for ws in websockets],
                 timeout=SHUTDOWN_CLOSE_SECONDS)
         await self.sio.shutdown()
+
+
+def _channel_request(data: Any, field: str) -> tuple[Any, Any]:
+    """``"name"`` or ``{field: "name", "secret": ...}`` -> (channel, secret)."""
+    if isinstance(data, dict):
+        return data.get(field, data.get("channel")), data.get("secret")
+    return data, None

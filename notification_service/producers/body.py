@@ -1,0 +1,69 @@
+"""Reading and checking JSON request bodies for the publishing routes.
+
+Shared by ``/emit``, ``/broadcast`` and the admin routes so that every JSON
+way in has the same limits and the same errors: a body too large is 413 before
+it is parsed, a body that is not JSON is 422 with the line and column where
+parsing stopped. It must never hold more than the limit in memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from .. import jsoncodec
+from ..errors import ErrorKind
+
+PAYLOAD_TOO_LARGE = ErrorKind(413, 41340)
+INVALID_JSON = ErrorKind(422, 42241)
+INVALID_FIELD = ErrorKind(422, 42243)
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The raw body, refusing with 413 as soon as it exceeds ``limit`` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise _too_large(declared, limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit, at_least=True)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes, what: str) -> Any:
+    """Any JSON value; 422 saying where parsing failed for anything else (also empty)."""
+    if not raw.strip():
+        raise INVALID_JSON(f"The {what} is empty: send a JSON value (for example "
+                           f"{{\"text\": \"hi\"}}, \"text\", 42, true or null).")
+    try:
+        return jsoncodec.loads(raw)
+    except jsoncodec.JSONDecodeError as error:
+        near = raw[max(0, error.pos - 10):error.pos + 10].decode("utf-8", "replace")
+        raise INVALID_JSON(
+            f"The {what} is not valid JSON: {error.msg} at line {error.lineno} column "
+            f"{error.colno} (byte {error.pos}, near {near!r}). JSON spells booleans true/false "
+            f"and nothing as null.") from None
+
+
+def check_data_size(data: Any, limit: int) -> None:
+    """413 unless ``data`` encodes to at most ``limit`` bytes of JSON."""
+    size = len(jsoncodec.dumps_bytes(data))
+    if size > limit:
+        raise _too_large(size, limit)
+
+
+def query_flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "").lower() in TRUE_WORDS
+
+
+def _too_large(size: int, limit: int, at_least: bool = False) -> Exception:
+    amount = f"more than {limit}" if at_least else str(size)
+    return PAYLOAD_TOO_LARGE(
+        f"The event data is {amount} bytes; this server accepts at most {limit} "
+        f"(--max-payload-bytes). Send a link or an id instead of large content.")

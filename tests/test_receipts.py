@@ -1,0 +1,52 @@
+"""Receipts: a publisher that waits learns how many listeners confirmed the event."""
+
+from __future__ import annotations
+
+import time
+
+from .support import connect_page
+
+
+async def test_wait_reports_acknowledged_listeners(server, http):
+    confirming = [await connect_page(server.url, query="code=rc", confirm_receipts=True)
+                  for _ in range(2)]
+    silent = await connect_page(server.url, query="code=rc")
+    try:
+        started = time.monotonic()
+        async with http.get(f"{server.url}/notify?code=rc&event=x&wait=300") as response:
+            answer = await response.json()
+        assert answer["count"] == 3 and answer["acknowledged"] == 2
+        assert time.monotonic() - started < 2  # bounded by wait, never longer
+        await silent.wait_for("X")
+        [(_data, meta)] = silent.with_meta("X")
+        assert meta["receipt"] is True
+    finally:
+        for page in (*confirming, silent):
+            await page.close()
+
+
+async def test_wait_returns_as_soon_as_everyone_confirmed(server, http):
+    page = await connect_page(server.url, query="code=rc2", confirm_receipts=True)
+    try:
+        started = time.monotonic()
+        async with http.get(f"{server.url}/notify?code=rc2&event=x&wait=5000") as response:
+            assert (await response.json())["acknowledged"] == 1
+        assert time.monotonic() - started < 2
+    finally:
+        await page.close()
+
+
+async def test_without_wait_no_receipt_is_requested(server, pages, http):
+    page = await pages(query="code=rc3")
+    async with http.get(f"{server.url}/notify?code=rc3&event=x") as response:
+        assert "acknowledged" not in await response.json()
+    await page.wait_for("X")
+    [(_data, meta)] = page.with_meta("X")
+    assert "receipt" not in meta
+
+
+async def test_bad_wait_is_400(server, http):
+    for bad in ("-1", "abc", "5001"):
+        async with http.get(f"{server.url}/notify?code=rc4&event=x&wait={bad}") as response:
+            assert response.status == 400
+            assert "wait" in (await response.json())["error"]
