@@ -14,7 +14,6 @@ secret is the classic forgery), and never log a token.
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from .access import Identity
-from .errors import ErrorKind
+from .errors import ApiError, ErrorKind
+from .events import validate_channel
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,7 @@ JWT_NOT_CONFIGURED = ErrorKind(401, 40167)
 REQUIRED_CLAIMS = ("sub", "iss", "iat", "exp")
 DEFAULT_LEEWAY_SECONDS = 10.0
 NAME_MAX_LENGTH = 128
-# Printable, no whitespace controls; ``iss`` may not hold ':' because
-# ``jwt:{iss}:{sub}`` must never equal another application's ``jwt:{iss}``.
-SUBJECT_PATTERN = re.compile(r"[^\x00-\x1f\x7f]{1,%d}" % NAME_MAX_LENGTH)
-ISSUER_PATTERN = re.compile(r"[^\x00-\x1f\x7f:]{1,%d}" % NAME_MAX_LENGTH)
+CHANNEL_CHARACTERS_TEXT = "A-Z a-z 0-9 _ . ~ - : @ / + = |"
 _InsecureKeyLengthWarning: type[Warning] = getattr(jwt, "InsecureKeyLengthWarning", UserWarning)
 
 
@@ -148,14 +145,24 @@ class JwtVerifier:
 
 
 def _identity_from(claims: dict[str, Any]) -> Identity:
+    """The identity, if its channels are valid channel names (so every producer can target them).
+
+    ``iss`` may hold ':' (issuers are often URLs), so ``jwt:{iss}:{sub}`` could
+    spell another issuer's ``jwt:{iss}``; that grants nothing, because every
+    issuer is trusted through the same key, which can sign any ``iss`` anyway.
+    """
     subject, issuer = claims.get("sub"), claims.get("iss")
-    if not isinstance(subject, str) or not SUBJECT_PATTERN.fullmatch(subject):
-        raise TOKEN_BAD_CLAIMS(f"sub must be a string of 1 to {NAME_MAX_LENGTH} printable "
-                               f"characters (the user id).")
-    if not isinstance(issuer, str) or not ISSUER_PATTERN.fullmatch(issuer):
-        raise TOKEN_BAD_CLAIMS(f"iss must be a string of 1 to {NAME_MAX_LENGTH} printable "
-                               f"characters without ':' (the application id).")
-    return Identity(application=issuer, user=subject)
+    for claim, value in (("sub", subject), ("iss", issuer)):
+        if not isinstance(value, str) or not 0 < len(value) <= NAME_MAX_LENGTH:
+            raise TOKEN_BAD_CLAIMS(f"{claim} must be a string of 1 to {NAME_MAX_LENGTH} "
+                                   f"characters.")
+    identity = Identity(application=issuer, user=subject)
+    try:
+        validate_channel(identity.user_channel)
+    except ApiError:
+        raise TOKEN_BAD_CLAIMS(f"iss and sub may use only {CHANNEL_CHARACTERS_TEXT}: they name "
+                               f"the channels jwt:{{iss}} and jwt:{{iss}}:{{sub}}.") from None
+    return identity
 
 
 def bearer_token(request: web.Request) -> str | None:

@@ -7,6 +7,7 @@ import time
 
 import jwt
 import pytest
+import yarl
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -54,7 +55,8 @@ REFUSALS = {
     "other algorithm": (make_token(key=SECRET * 2, algorithm="HS512"), 40163, "HS512"),
     "garbage": ("not.a.jwt", 40161, "not a JWT"),
     "future iat": (make_token(iat=int(time.time()) + 3600), 40166, "future"),
-    "colon in iss": (make_token(iss="https://auth"), 40166, "':'"),
+    "space in sub": (make_token(sub="bob smith"), 40166, "may use only"),
+    "sub not a string": (make_token(sub=42), 40166, "Subject"),
 }
 
 
@@ -132,3 +134,18 @@ def test_unsupported_public_key_is_refused_at_start():
     private_key = ec.generate_private_key(ec.SECP384R1())
     with pytest.raises(ValueError, match="P-256"):
         JwtVerifier(public_key_pem=public_pem(private_key))
+
+
+async def test_url_issuer_and_email_subject(server, http):
+    """Issuers are often URLs, subjects e-mail addresses: both make valid channels."""
+    token = make_token("bob@example.com", "https://auth.example.com")
+    stream = await open_stream(http, server.url, token=token)
+    report = await server.hub.publish("jwt:https://auth.example.com:bob@example.com", "hi", 1)
+    assert report.listeners["sse"] == 1
+    assert (await stream.next_event()).data == 1
+    url = f"{server.url}/connections/https:%2F%2Fauth.example.com/bob@example.com"
+    async with http.get(yarl.URL(url, encoded=True),
+                        headers={"Authorization": f"Bearer {token}"}) as response:
+        assert response.status == 200
+        assert list(await response.json()) == [stream.connection_id]
+    stream.close()

@@ -25,7 +25,7 @@ from aiohttp import web
 from .. import jsoncodec
 from ..access import ChannelAccess, Identity
 from ..errors import ErrorKind
-from ..events import Event, validate_code
+from ..events import Event, validate_channel, validate_code
 from ..hub import Hub, mask
 from ..identity import TOKEN_MISSING, JwtVerifier, bearer_token
 from ..registry import ConnectionInfo, ConnectionRegistry
@@ -33,9 +33,8 @@ from ..registry import ConnectionInfo, ConnectionRegistry
 log = logging.getLogger(__name__)
 
 TOO_MANY_CHANNELS = ErrorKind(400, 40060)
-INVALID_CHANNEL = ErrorKind(400, 40061)
+INVALID_CHANNEL_PARAMETER = ErrorKind(400, 40061)
 
-CHANNEL_MAX_LENGTH = 256
 MAX_CHANNELS_PER_STREAM = 32
 # How often an idle stream checks that its client is still there: aiohttp does
 # not tell a handler that its client left, so without this a dead stream would
@@ -58,15 +57,6 @@ def encode_event(event: Event) -> bytes:
 def encode_ping(now: float) -> bytes:
     """A ``ping`` event without an ``id:`` line, so it never moves the client's Last-Event-ID."""
     return b'event: ping\ndata: {"time":%d}\n\n' % int(now)
-
-
-def validate_channel(channel: str) -> str:
-    """A channel named in a URL: printable, bounded (codes, rooms, ``space::name``)."""
-    if not 0 < len(channel) <= CHANNEL_MAX_LENGTH or any(
-            ord(character) < 0x20 or ord(character) == 0x7F for character in channel):
-        raise INVALID_CHANNEL(f"A channel is 1 to {CHANNEL_MAX_LENGTH} printable characters "
-                              f"(got {len(channel)} characters).")
-    return channel
 
 
 def _resolve(waiter: "asyncio.Future[None]") -> None:
@@ -235,7 +225,8 @@ class SSETransport:
         if identity is not None:
             channels += [identity.user_channel, identity.application_channel]
         channels += [validate_code(code) for code in query.getall("code", [])]
-        channels += [validate_channel(channel) for channel in query.getall("channel", [])]
+        channels += [validate_channel(channel, INVALID_CHANNEL_PARAMETER)
+                     for channel in query.getall("channel", [])]
         if not channels:
             raise TOKEN_MISSING("Say what to listen to: 'Authorization: Bearer <JWT>' (or "
                                 "?token=<JWT>), or public channels with ?code=C or "
