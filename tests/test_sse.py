@@ -237,3 +237,23 @@ async def test_head_answers_headers_without_a_stream(server, http):
     assert server.app[SSE_KEY].listener_count("1234") == 0
     async with http.head(f"{server.url}/sse") as response:
         assert response.status == 401
+
+
+async def test_every_way_in_reaches_a_jwt_listener(tmp_path, http):
+    """The issue's 'done when': curl -N with a JWT prints what any producer sends that user."""
+    server = await start_server(settings_for(tmp_path, jwt_secret=SECRET, secret="emit-secret"))
+    try:
+        stream = await open_stream(http, server.url, token=make_token("alice", "shop"))
+        async with http.post(f"{server.url}/broadcast/jwt:shop:alice/order",
+                             json={"via": "broadcast"}) as response:
+            assert (await response.json())["listeners"] == 1
+        async with http.post(f"{server.url}/emit", json={
+                "event": "order", "room": "jwt:shop", "data": {"via": "emit"},
+                "secret": "emit-secret"}) as response:
+            assert (await response.json())["listeners"] == 1
+        await server.hub.publish("jwt:shop:alice", "order", {"via": "python"})
+        received = [(await stream.next_event()).data["via"] for _ in range(3)]
+        assert received == ["broadcast", "emit", "python"]
+        stream.close()
+    finally:
+        await server.stop()
