@@ -257,3 +257,17 @@ async def test_every_way_in_reaches_a_jwt_listener(tmp_path, http):
         stream.close()
     finally:
         await server.stop()
+
+
+async def test_cross_origin_stream_is_labelled_for_allowed_origins(tmp_path, http):
+    server = await start_server(settings_for(tmp_path, cors_origins=["https://overlay.example"]))
+    try:
+        async with http.get(f"{server.url}/sse?code=1234",
+                            headers={"Origin": "https://overlay.example"}) as response:
+            assert response.headers["Access-Control-Allow-Origin"] == "https://overlay.example"
+            assert "X-Connection-Id" in response.headers["Access-Control-Expose-Headers"]
+        async with http.get(f"{server.url}/sse?code=1234",
+                            headers={"Origin": "https://evil.example"}) as response:
+            assert "Access-Control-Allow-Origin" not in response.headers
+    finally:
+        await server.stop()
