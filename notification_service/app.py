@@ -54,7 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     sse_transport = SSETransport(
         hub, access=app[ACCESS_KEY], verifier=verifier, registry=connections,
         ping_interval=settings.sse_ping_interval, queue_size=settings.sse_queue_size,
-        retry_ms=settings.sse_retry_ms)
+        queue_bytes=settings.sse_queue_bytes, retry_ms=settings.sse_retry_ms)
     sse_transport.add_routes(app)
     app[SSE_KEY] = sse_transport
 

@@ -48,6 +48,7 @@ class Settings:
     jwt_leeway: float = 10.0
     sse_ping_interval: float = 30.0
     sse_queue_size: int = 256
+    sse_queue_bytes: int = 1 << 20
     sse_retry_ms: int = 3000
 
 
@@ -132,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_option(parser, "--sse-queue-size", type=int, default=defaults.sse_queue_size,
                help="Events an SSE stream may have waiting before its client is cut off "
                     "as too slow. Default: 256.")
+    add_option(parser, "--sse-queue-bytes", type=int, default=defaults.sse_queue_bytes,
+               help="Bytes an SSE stream may have waiting before its client is cut off "
+                    "as too slow. Default: 1048576 (1 MiB).")
     add_option(parser, "--sse-retry", type=int, default=defaults.sse_retry_ms,
                help="Milliseconds browsers wait before reconnecting a dropped SSE stream "
                     "(the retry: hint). Default: 3000.")
@@ -164,6 +168,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         jwt_leeway=float(args.jwt_leeway),
         sse_ping_interval=float(args.sse_ping_interval),
         sse_queue_size=int(args.sse_queue_size),
+        sse_queue_bytes=int(args.sse_queue_bytes),
         sse_retry_ms=int(args.sse_retry),
     )
 

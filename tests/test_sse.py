@@ -271,3 +271,16 @@ async def test_cross_origin_stream_is_labelled_for_allowed_origins(tmp_path, htt
             assert "Access-Control-Allow-Origin" not in response.headers
     finally:
         await server.stop()
+
+
+def test_queue_bound_in_events_and_bytes():
+    from notification_service.transports.sse import SSEConnection
+
+    connection = SSEConnection(None, ["c"], None, max_queue=3, max_bytes=1000)  # type: ignore[arg-type]
+    assert connection.offer(b"x" * 2000)  # one large event into an empty queue: taken
+    assert not connection.offer(b"x")  # ... but nothing more until it is written
+    assert connection.take() == b"x" * 2000
+    assert connection.offer(b"x" * 600) and connection.offer(b"x" * 300)
+    assert not connection.offer(b"x" * 200)  # 1100 bytes > 1000
+    assert connection.offer(b"x" * 50)
+    assert not connection.offer(b"x")  # 4 events > 3

@@ -68,19 +68,23 @@ class SSEConnection:
     """One open stream: its channels and a bounded queue of encoded frames.
 
     The queue only fills while the writer waits for the client to read (the
-    socket buffers are full); at ``max_queue`` frames the client is too slow.
+    socket buffers are full); at ``max_queue`` frames or ``max_bytes`` bytes the
+    client is too slow. A single frame is always taken into an empty queue, so
+    one large event never cuts off a client that keeps up.
     """
 
-    __slots__ = ("id", "channels", "identity", "request", "max_queue", "closing",
-                 "_frames", "_waiter", "info")
+    __slots__ = ("id", "channels", "identity", "request", "max_queue", "max_bytes", "closing",
+                 "_frames", "_queued_bytes", "_waiter", "info")
 
     def __init__(self, request: web.Request, channels: list[str], identity: Identity | None,
-                 max_queue: int) -> None:
+                 max_queue: int, max_bytes: int) -> None:
         self.id = str(uuid.uuid4())
         self.request = request
         self.channels = channels
         self.identity = identity
         self.max_queue = max_queue
+        self.max_bytes = max_bytes
+        self._queued_bytes = 0
         self.closing: str | None = None
         self.info: ConnectionInfo | None = None
         self._frames: deque[bytes] = deque()
@@ -88,9 +92,13 @@ class SSEConnection:
 
     def offer(self, frame: bytes) -> bool:
         """Queue ``frame``; False when the stream is closing or its queue is full."""
-        if self.closing is not None or len(self._frames) >= self.max_queue:
+        if self.closing is not None:
+            return False
+        if self._frames and (len(self._frames) >= self.max_queue
+                             or self._queued_bytes + len(frame) > self.max_bytes):
             return False
         self._frames.append(frame)
+        self._queued_bytes += len(frame)
         self._wake()
         return True
 
@@ -134,6 +142,7 @@ class SSEConnection:
     def take(self) -> bytes:
         frames = b"".join(self._frames)
         self._frames.clear()
+        self._queued_bytes = 0
         return frames
 
 
@@ -148,6 +157,8 @@ class SSETransport:
         keep proxies from closing idle streams and let clients notice a dead server.
     :param queue_size: frames a stream may have waiting; more and the client is
         cut off as too slow. 256 frames of small alerts is seconds of backlog.
+    :param queue_bytes: bytes a stream may have waiting (1 MiB): bounds memory per
+        slow client when events are large.
     :param retry_ms: the ``retry:`` hint: how long browsers wait before reconnecting.
     """
 
@@ -156,12 +167,14 @@ class SSETransport:
     def __init__(self, hub: Hub, *, access: ChannelAccess, verifier: JwtVerifier,
                  registry: ConnectionRegistry,
                  ping_interval: float = 30.0, queue_size: int = 256,
+                 queue_bytes: int = 1 << 20,
                  retry_ms: int = 3000) -> None:
         self.access = access
         self.verifier = verifier
         self.registry = registry
         self.ping_interval = ping_interval
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
         self.retry_ms = retry_ms
         self._channels: dict[str, set[SSEConnection]] = {}
         self._open: set[SSEConnection] = set()
@@ -203,7 +216,8 @@ class SSETransport:
         for channel in channels:
             self.access.check_listen(channel, secret=secret, identity=identity)
 
-        connection = SSEConnection(request, channels, identity, self.queue_size)
+        connection = SSEConnection(request, channels, identity, self.queue_size,
+                                   self.queue_bytes)
         headers = {**STREAM_HEADERS, "X-Connection-Id": connection.id}
         if request.method == "HEAD":  # a monitor checking the route: headers, no stream
             return web.Response(headers=headers)
@@ -279,8 +293,9 @@ class SSETransport:
         log.debug("sse %s closed (%s)", connection.id, connection.closing or "client left")
 
     def _cut_off_slow(self, connection: SSEConnection) -> None:
-        log.warning("sse %s cut off: %d events waiting, the client reads too slowly "
-                    "(channels %s)", connection.id, connection.max_queue,
+        log.warning("sse %s cut off: its queue is full (%d events or %d bytes), the client "
+                    "reads too slowly (channels %s)", connection.id, connection.max_queue,
+                    connection.max_bytes,
                     ", ".join(mask(channel) for channel in connection.channels))
         connection.close("too slow")
         self._remove(connection)
