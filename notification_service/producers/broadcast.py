@@ -17,6 +17,7 @@ from ..hub import HUB_KEY
 from ..tokens import require_token
 from .body import parse_json, query_flag, read_body
 from .emit import BAD_EVENT_NAME
+from .options import idempotency_key, wait_ms
 
 
 async def broadcast(request: web.Request) -> web.Response:
@@ -27,8 +28,9 @@ async def broadcast(request: web.Request) -> web.Response:
     event = validate_event_name(request.match_info["event"], BAD_EVENT_NAME)
     raw = await read_body(request, settings.max_payload_bytes)
     data = parse_json(raw, "body of POST /broadcast")
-    report = await request.app[HUB_KEY].publish(channel, event, data,
-                                                push=query_flag(request, "push"))
+    report = await request.app[HUB_KEY].publish(
+        channel, event, data, push=query_flag(request, "push"),
+        idempotency_key=idempotency_key(request), wait_ms=wait_ms(request))
     return web.json_response(report.to_dict())
 
 
