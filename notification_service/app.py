@@ -16,6 +16,7 @@ from .hub import HUB_KEY, Hub
 from .openapi import add_routes as add_openapi_routes
 from .producers import broadcast, emit, trigger
 from .static import StaticFolder
+from .transports import polling
 from .transports.socketio import SocketIOTransport
 
 SOCKETIO_KEY = web.AppKey("socketio", SocketIOTransport)
@@ -42,6 +43,7 @@ def create_app(settings: Settings) -> web.Application:
     trigger.add_routes(app)
     emit.add_routes(app)
     broadcast.add_routes(app)
+    polling.add_routes(app)
     operations.add_routes(app)
     add_openapi_routes(app)
     _add_static_routes(app, settings)
