@@ -173,3 +173,20 @@ async def test_polling_reports_gaps_and_respects_private_channels(tmp_path, http
             assert response.status == 200
     finally:
         await running.stop()
+
+
+async def test_a_restart_changes_the_epoch_and_resuming_clients_hear_of_the_gap(tmp_path, http):
+    before = await start_server(test_settings(tmp_path))
+    last_seen = await fire(http, before, "restart", 1)
+    await before.stop()
+    after = await start_server(test_settings(tmp_path))
+    try:
+        new_id = await fire(http, after, "restart", 2)
+        assert new_id.split("-")[0] != last_seen.split("-")[0]
+        page = await connect_page(after.url, auth={"code": "restart", "lastEventId": last_seen})
+        [notice] = await page.wait_for("RESUME_GAP")
+        assert notice["lastEventId"] == last_seen
+        assert [d["n"] for d in await page.wait_for("TICK")] == ["2"]
+        await page.close()
+    finally:
+        await after.stop()
