@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import jsoncodec
 from ..config import SETTINGS_KEY
 from ..events import validate_channel, validate_event_name
 from ..hub import HUB_KEY
@@ -31,7 +32,7 @@ async def broadcast(request: web.Request) -> web.Response:
     report = await request.app[HUB_KEY].publish(
         channel, event, data, push=query_flag(request, "push"),
         idempotency_key=idempotency_key(request), wait_ms=wait_ms(request))
-    return web.json_response(report.to_dict())
+    return jsoncodec.response(report.to_dict())
 
 
 def add_routes(app: web.Application) -> None:

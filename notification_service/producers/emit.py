@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import jsoncodec
 from ..config import SETTINGS_KEY, Settings, env_name
 from ..errors import ErrorKind
 from ..events import validate_channel, validate_event_name
@@ -56,7 +57,7 @@ async def emit(request: web.Request) -> web.Response:
         room, event, data, push=push,
         idempotency_key=idempotency_key(request, body.get("idempotency_key")),
         wait_ms=wait_ms(request, body.get("wait")))
-    return web.json_response(report.to_dict())
+    return jsoncodec.response(report.to_dict())
 
 
 def _authorise(request: web.Request, settings: Settings, body_secret: Any) -> None:

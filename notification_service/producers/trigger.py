@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import jsoncodec
 from ..config import SETTINGS_KEY
 from ..errors import MISSING_PARAMETER, ApiError, Handler
 from ..events import trigger_event_name, validate_code
@@ -64,7 +65,7 @@ def sentence_for(report: DeliveryReport) -> str:
 async def trigger(request: web.Request) -> web.Response:
     """Publish the event a GET query describes; answer in the seed-0 JSON or one sentence."""
     if not wants_text(request):
-        return web.json_response(seed_answer(await publish_query(request)))
+        return jsoncodec.response(seed_answer(await publish_query(request)))
     try:
         report = await publish_query(request)
     except ApiError as error:
