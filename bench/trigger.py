@@ -30,8 +30,8 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.support import (free_port, ms, percentile, start_process,  # noqa: E402
-                           stop_process, wait_until_up)
+from bench.support import (free_port, ms, percentile, process_cpu_seconds,  # noqa: E402
+                           start_process, stop_process, wait_until_up)
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Result:
     requests_per_second: float
     answer_p50: float
     answer_p99: float
+    cpu_per_request: float | None = None  # server process CPU seconds per trigger
     event_p50: float | None = None
     event_p99: float | None = None
 
@@ -98,7 +99,7 @@ async def steady_latency(url: str, sent_at: dict[str, float], count: int,
 
 
 async def measure(name: str, url: str, listeners: int, requests: int,
-                  concurrency: int) -> Result:
+                  concurrency: int, server_pid: int) -> Result:
     clients = []
     event_latencies: list[float] = []
     sent_at: dict[str, float] = {}
@@ -125,7 +126,9 @@ async def measure(name: str, url: str, listeners: int, requests: int,
 
     warm_up = min(500, requests)
     await run_load(url, warm_up, concurrency, {})
+    cpu_before = process_cpu_seconds(server_pid)
     rate, answers = await run_load(url, requests, concurrency, {})
+    cpu_after = process_cpu_seconds(server_pid)
     if listeners:
         await drained(warm_up + requests)  # no backlog may leak into the latency phase
         await steady_latency(url, sent_at, count=STEADY_COUNT)
@@ -133,6 +136,8 @@ async def measure(name: str, url: str, listeners: int, requests: int,
     for client in clients:
         await client.disconnect()
     result = Result(name, rate, percentile(answers, 0.5), percentile(answers, 0.99))
+    if cpu_before is not None and cpu_after is not None:
+        result.cpu_per_request = (cpu_after - cpu_before) / requests
     if event_latencies:
         result.event_p50 = percentile(event_latencies, 0.5)
         result.event_p99 = percentile(event_latencies, 0.99)
@@ -147,7 +152,7 @@ async def scenario(name: str, args: list[str], listeners: int, requests: int,
     url = f"http://127.0.0.1:{port}"
     try:
         await wait_until_up(url + "/heartbeat")
-        return await measure(name, url, listeners, requests, concurrency)
+        return await measure(name, url, listeners, requests, concurrency, process.pid)
     finally:
         stop_process(process)
 
@@ -167,16 +172,20 @@ async def main(options: argparse.Namespace) -> None:
         rounds = [[await scenario(name, args, listeners, options.requests, options.concurrency)
                    for name, args, listeners in plan] for _ in range(options.rounds)]
         results = [max(tries, key=lambda r: r.requests_per_second) for tries in zip(*rounds)]
+        cpu = [min((r.cpu_per_request for r in tries if r.cpu_per_request), default=None)
+               for tries in zip(*rounds)]
 
     print(f"GET /notify, {options.requests} requests, {options.concurrency} concurrent clients, "
           f"best of {options.rounds} rounds\n")
-    print(f"{'scenario':<24}{'req/s':>9}{'answer p50':>13}{'answer p99':>13}"
-          f"{'event p50':>12}{'event p99':>12}   (event latency at a steady 200/s)")
-    for r in results:
+    print(f"{'scenario':<24}{'req/s':>9}{'server CPU/req':>16}{'answer p50':>13}"
+          f"{'answer p99':>13}{'event p50':>12}{'event p99':>12}")
+    for r, cpu_used in zip(results, cpu):
         event50 = ms(r.event_p50) if r.event_p50 is not None else "-"
         event99 = ms(r.event_p99) if r.event_p99 is not None else "-"
-        print(f"{r.name:<24}{r.requests_per_second:>9.0f}{ms(r.answer_p50):>13}"
+        cpu_text = f"{cpu_used * 1e6:.0f} µs" if cpu_used else "-"
+        print(f"{r.name:<24}{r.requests_per_second:>9.0f}{cpu_text:>16}{ms(r.answer_p50):>13}"
               f"{ms(r.answer_p99):>13}{event50:>12}{event99:>12}")
+    print("(event latency measured at a steady 200 triggers/s; server CPU is the best round)")
     bare, one_info, ten_info, one_warning = results
     ratio = one_info.requests_per_second / bare.requests_per_second
     logging_cost = 1 - one_info.requests_per_second / one_warning.requests_per_second
@@ -184,6 +193,13 @@ async def main(options: argparse.Namespace) -> None:
     print(f"10 listeners / bare handler:      "
           f"{ten_info.requests_per_second / bare.requests_per_second:.0%}")
     print(f"cost of INFO logging vs WARNING:  {logging_cost:.1%}  (target <= 10%)")
+    if all(cpu):
+        bare_cpu, one_cpu, ten_cpu, warning_cpu = cpu
+        print(f"server CPU per trigger, 1 listener / bare:   {bare_cpu / one_cpu:.0%} "
+              f"(the same ratio measured in CPU, which machine load does not skew)")
+        print(f"server CPU per extra listener:               "
+              f"{(ten_cpu - one_cpu) / 9 * 1e6:.1f} µs")
+        print(f"CPU cost of INFO logging vs WARNING:         {one_cpu / warning_cpu - 1:.1%}")
 
 
 if __name__ == "__main__":

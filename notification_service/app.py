@@ -19,6 +19,7 @@ from .operations import HEALTH_KEY, HealthChecks, data_dir_check
 from .producers import broadcast, emit, trigger
 from .registry import REGISTRY_KEY, ConnectionRegistry
 from .static import StaticFolder
+from .transports import polling
 from .transports.socketio import SocketIOTransport
 from .transports.sse import SSETransport
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings) -> web.Application:
     trigger.add_routes(app)
     emit.add_routes(app)
     broadcast.add_routes(app)
+    polling.add_routes(app)
     operations.add_routes(app)
     add_openapi_routes(app)
     registry.add_routes(app)

@@ -25,6 +25,12 @@
  *   onAny(fn)              fn(eventName, data, meta) for every event
  *   onGap(fn)              fn(notice) when the server could not replay everything missed
  *   seen(id)               remember id as the last event shown (see autoSeen)
+ *   subscribe(channel, {secret})  listen on a channel too (space::name needs its secret);
+ *                          resolves with {ok, channel} or {ok: false, error}; asked again,
+ *                          with the last event id seen, after every reconnect
+ *   unsubscribe(channel)   stop listening on it
+ *   channels()             the channels asked for and not refused
+ *   onSubscribe(fn)        fn(answer) for every subscribe answer, re-subscriptions included
  *   onStatus(fn)           fn(status, detail); status: connecting | connected | registered |
  *                          disconnected | error. Called at once with the current status.
  *   register(code)         listen on another code (replaces the current one)
@@ -123,6 +129,71 @@
     fn(service.status, service.code);
     return function () {
       statusListeners = statusListeners.filter(function (other) { return other !== fn; });
+    };
+  };
+
+  // -- channels by name: subscribe / unsubscribe -------------------------
+  var ACK_TIMEOUT_MS = 10000;
+  var wanted = new Map();  // channel -> {secret, lastId, waiters}
+  var subscribeListeners = [];
+
+  function askSubscribe(channel, entry) {
+    var request = { channel: channel };
+    if (entry.secret != null) request.secret = entry.secret;
+    if (entry.lastId) request.lastEventId = entry.lastId;
+    socket.timeout(ACK_TIMEOUT_MS).emit("subscribe", request, function (err, answer) {
+      if (err) answer = { ok: false, channel: channel, error: "The server did not answer in time." };
+      if (!answer.ok) {
+        console.warn("notificationservice: subscribe " + channel + " refused: " + answer.error);
+        if (wanted.get(channel) === entry) wanted.delete(channel);
+      }
+      subscribeListeners.forEach(function (fn) { fn(answer); });
+      var waiters = entry.waiters;
+      entry.waiters = [];
+      waiters.forEach(function (resolve) { resolve(answer); });
+    });
+  }
+
+  socket.on("connect", function () {
+    wanted.forEach(function (entry, channel) { askSubscribe(channel, entry); });
+  });
+  socket.onAny(function (event, data, meta) {
+    var entry = meta && meta.id && wanted.get(meta.channel);
+    if (entry) entry.lastId = meta.id;
+  });
+
+  service.subscribe = function (channel, options) {
+    var previous = wanted.get(channel);
+    var entry = {
+      secret: options && options.secret != null ? options.secret : null,
+      lastId: previous ? previous.lastId : null,
+      waiters: previous ? previous.waiters : [],
+    };
+    wanted.set(channel, entry);
+    return new Promise(function (resolve) {
+      entry.waiters.push(resolve);
+      if (socket.connected) askSubscribe(channel, entry);  // otherwise "connect" asks
+    });
+  };
+
+  service.unsubscribe = function (channel) {
+    wanted.delete(channel);
+    if (!socket.connected) return Promise.resolve({ ok: true, channel: channel });
+    return new Promise(function (resolve) {
+      socket.timeout(ACK_TIMEOUT_MS).emit("unsubscribe", channel, function (err, answer) {
+        resolve(err ? { ok: false, channel: channel, error: "The server did not answer in time." }
+                    : answer);
+      });
+    });
+  };
+
+  service.channels = function () { return Array.from(wanted.keys()); };
+
+  // fn(answer) for every subscribe answer, the re-subscriptions after a reconnect included.
+  service.onSubscribe = function (fn) {
+    subscribeListeners.push(fn);
+    return function () {
+      subscribeListeners = subscribeListeners.filter(function (other) { return other !== fn; });
     };
   };
 

@@ -76,3 +76,30 @@ async def test_duplicate_text_reply_says_so(server, http):
     url = f"{server.url}/notify?code=dup&event=x&reply=text&idempotency_key=a"
     await get_text(http, url)
     assert (await get_text(http, url))[2] == "Already sent X (same idempotency key); not sent again."
+
+
+async def test_json_routes_are_idempotent_and_wait_for_receipts(tmp_path, http):
+    from .support import connect_page, start_server, test_settings
+
+    running = await start_server(test_settings(tmp_path, secret="s"))
+    page = await connect_page(running.url, query="code=json1", confirm_receipts=True)
+    try:
+        url = f"{running.url}/broadcast/json1/price"
+        async with http.post(url + "?wait=2000", json={"p": 1},
+                             headers={"Idempotency-Key": "b1"}) as response:
+            first = await response.json()
+        async with http.post(url, json={"p": 1}, headers={"Idempotency-Key": "b1"}) as response:
+            again = await response.json()
+        assert (first["listeners"], first["acknowledged"]) == (1, 1)
+        assert again["duplicate"] is True and again["id"] == first["id"]
+        body = {"event": "price", "room": "json1", "data": 2, "secret": "s",
+                "idempotency_key": "e1", "wait": 2000}
+        async with http.post(f"{running.url}/emit", json=body) as response:
+            emitted = await response.json()
+        async with http.post(f"{running.url}/emit", json=body) as response:
+            assert (await response.json())["duplicate"] is True
+        assert emitted["acknowledged"] == 1
+        assert [data for data in page.named("price")] == [{"p": 1}, 2]
+    finally:
+        await page.close()
+        await running.stop()

@@ -1,5 +1,5 @@
 """The clock example end to end: examples/clock.py publishes, sources/clock.html shows it,
-and notificationservice-channels.js subscribes again after the server restarts."""
+and notificationservice.js subscribes again after the server restarts."""
 
 from __future__ import annotations
 

@@ -91,34 +91,18 @@ async def test_default_payload_limit_is_64_kib(server, http):
 
 
 async def test_push_query_flag_reaches_the_hub(server, http):
-    seen = []
-    original = server.hub.publish
-
-    async def spy(channel, name, data, *, push=False):
-        seen.append(push)
-        return await original(channel, name, data, push=push)
-
-    server.hub.publish = spy
     await post(http, f"{server.url}/broadcast/news/a?push=1", data="1")
     await post(http, f"{server.url}/broadcast/news/b", data="1")
-    assert seen == [True, False]
+    assert [event.push for event in server.hub.history.recent("news")] == [True, False]
 
 
 async def test_push_field_of_emit_reaches_the_hub(tmp_path, http):
     async with running(tmp_path, secret=SECRET) as server:
-        seen = []
-        original = server.hub.publish
-
-        async def spy(channel, name, data, *, push=False):
-            seen.append(push)
-            return await original(channel, name, data, push=push)
-
-        server.hub.publish = spy
         for push in (True, False):
             status, _ = await post(http, f"{server.url}/emit", json={
                 "event": "e", "room": "r", "secret": SECRET, "push": push})
             assert status == 200
-        assert seen == [True, False]
+        assert [event.push for event in server.hub.history.recent("r")] == [True, False]
 
 
 # -- /emit ------------------------------------------------------------------

@@ -145,3 +145,48 @@ def test_ids_increase_per_channel_across_channels():
     history = MemoryHistory(epoch="e")
     ids = [history.append(channel, "X", None).id for channel in ("a", "b", "a", "c", "a")]
     assert ids == ["e-1", "e-2", "e-3", "e-4", "e-5"]
+
+
+async def test_polling_returns_what_was_missed_in_order(server, http):
+    ids = [await fire(http, server, "poll1", n) for n in range(4)]
+    async with http.get(f"{server.url}/channels/poll1/events", params={"since": ids[1]}) as response:
+        body = await response.json()
+    assert [e["data"]["n"] for e in body["events"]] == ["2", "3"]
+    assert [e["id"] for e in body["events"]] == ids[2:]
+    assert body["gap"] is False and body["lastEventId"] == ids[3]
+    async with http.get(f"{server.url}/channels/poll1/events", params={"since": ids[3]}) as response:
+        body = await response.json()
+    assert body == {"channel": "poll1", "events": [], "gap": False, "lastEventId": ids[3]}
+
+
+async def test_polling_reports_gaps_and_respects_private_channels(tmp_path, http):
+    running = await start_server(test_settings(tmp_path, history_size=2, admin_token="adm"))
+    try:
+        ids = [await fire(http, running, "poll2", n) for n in range(5)]
+        async with http.get(f"{running.url}/channels/poll2/events?since={ids[0]}") as response:
+            body = await response.json()
+        assert body["gap"] is True and [e["data"]["n"] for e in body["events"]] == ["3", "4"]
+        async with http.get(f"{running.url}/channels/team::board/events") as response:
+            assert response.status == 403 and (await response.json())["code"] == 40302
+        async with http.get(f"{running.url}/channels/team::board/events",
+                            headers={"Authorization": "Bearer adm"}) as response:
+            assert response.status == 200
+    finally:
+        await running.stop()
+
+
+async def test_a_restart_changes_the_epoch_and_resuming_clients_hear_of_the_gap(tmp_path, http):
+    before = await start_server(test_settings(tmp_path))
+    last_seen = await fire(http, before, "restart", 1)
+    await before.stop()
+    after = await start_server(test_settings(tmp_path))
+    try:
+        new_id = await fire(http, after, "restart", 2)
+        assert new_id.split("-")[0] != last_seen.split("-")[0]
+        page = await connect_page(after.url, auth={"code": "restart", "lastEventId": last_seen})
+        [notice] = await page.wait_for("RESUME_GAP")
+        assert notice["lastEventId"] == last_seen
+        assert [d["n"] for d in await page.wait_for("TICK")] == ["2"]
+        await page.close()
+    finally:
+        await after.stop()

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import jsoncodec
 from ..config import SETTINGS_KEY
 from ..events import validate_channel, validate_event_name
 from ..hub import HUB_KEY
 from ..tokens import require_token
 from .body import parse_json, query_flag, read_body
 from .emit import BAD_EVENT_NAME
+from .options import idempotency_key, wait_ms
 
 
 async def broadcast(request: web.Request) -> web.Response:
@@ -27,9 +29,10 @@ async def broadcast(request: web.Request) -> web.Response:
     event = validate_event_name(request.match_info["event"], BAD_EVENT_NAME)
     raw = await read_body(request, settings.max_payload_bytes)
     data = parse_json(raw, "body of POST /broadcast")
-    report = await request.app[HUB_KEY].publish(channel, event, data,
-                                                push=query_flag(request, "push"))
-    return web.json_response(report.to_dict())
+    report = await request.app[HUB_KEY].publish(
+        channel, event, data, push=query_flag(request, "push"),
+        idempotency_key=idempotency_key(request), wait_ms=wait_ms(request))
+    return jsoncodec.response(report.to_dict())
 
 
 def add_routes(app: web.Application) -> None:

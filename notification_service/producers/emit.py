@@ -14,12 +14,14 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import jsoncodec
 from ..config import SETTINGS_KEY, Settings, env_name
 from ..errors import ErrorKind
 from ..events import validate_channel, validate_event_name
 from ..hub import HUB_KEY
 from ..tokens import presented_token, secrets_equal
 from .body import INVALID_FIELD, check_data_size, parse_json, read_body
+from .options import idempotency_key, wait_ms
 
 EMIT_FORBIDDEN = ErrorKind(403, 40340)
 EMIT_DISABLED = ErrorKind(403, 40341)
@@ -51,8 +53,11 @@ async def emit(request: web.Request) -> web.Response:
         raise INVALID_FIELD(f'"push" is true or false (got {push!r}).')
     data = body.get("data")
     check_data_size(data, settings.max_payload_bytes)
-    report = await request.app[HUB_KEY].publish(room, event, data, push=push)
-    return web.json_response(report.to_dict())
+    report = await request.app[HUB_KEY].publish(
+        room, event, data, push=push,
+        idempotency_key=idempotency_key(request, body.get("idempotency_key")),
+        wait_ms=wait_ms(request, body.get("wait")))
+    return jsoncodec.response(report.to_dict())
 
 
 def _authorise(request: web.Request, settings: Settings, body_secret: Any) -> None:

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .. import jsoncodec
 from ..config import SETTINGS_KEY
-from ..errors import INVALID_PARAMETER, MISSING_PARAMETER, ApiError, Handler
+from ..errors import MISSING_PARAMETER, ApiError, Handler
 from ..events import trigger_event_name, validate_code
 from ..hub import HUB_KEY, DeliveryReport, mask
-from ..idempotency import IDEMPOTENCY_KEY_MAX_LENGTH
-from ..receipts import MAX_WAIT_MS
 from ..tokens import require_token
+from .body import query_flag
+from .options import idempotency_key, wait_ms
 
 # Query parameters that steer the trigger; they are not part of the event data.
 CONTROL_PARAMETERS = ("token", "reply", "push", "idempotency_key", "wait")
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 # Headers only chat-bot services send (Nightbot's urlfetch sends these).
 CHAT_BOT_HEADERS = ("Nightbot-Channel", "Nightbot-User", "Nightbot-Response-Url")
 TEXT_REPLY_LIMIT = 400
@@ -65,7 +65,7 @@ def sentence_for(report: DeliveryReport) -> str:
 async def trigger(request: web.Request) -> web.Response:
     """Publish the event a GET query describes; answer in the seed-0 JSON or one sentence."""
     if not wants_text(request):
-        return web.json_response(seed_answer(await publish_query(request)))
+        return jsoncodec.response(seed_answer(await publish_query(request)))
     try:
         report = await publish_query(request)
     except ApiError as error:
@@ -86,22 +86,9 @@ async def publish_query(request: web.Request) -> DeliveryReport:
         data.pop(control, None)
     code = validate_code(data["code"])
     name = trigger_event_name(data["event"])
-    push = query.get("push", "").lower() in TRUE_WORDS
-    key = request.headers.get("Idempotency-Key", query.get("idempotency_key"))
-    if key is not None and not 0 < len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
-        raise INVALID_PARAMETER(
-            f"An idempotency key is 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters.")
-    return await request.app[HUB_KEY].publish(code, name, data, push=push, idempotency_key=key,
-                                              wait_ms=wait_parameter(query.get("wait")))
-
-
-def wait_parameter(raw: str | None) -> int | None:
-    """``wait=<ms>``: how long to wait for receipts, 0 to MAX_WAIT_MS."""
-    if raw is None:
-        return None
-    if not raw.isdigit() or int(raw) > MAX_WAIT_MS:
-        raise INVALID_PARAMETER(f"wait is a whole number of milliseconds from 0 to {MAX_WAIT_MS}.")
-    return int(raw)
+    return await request.app[HUB_KEY].publish(
+        code, name, data, push=query_flag(request, "push"),
+        idempotency_key=idempotency_key(request), wait_ms=wait_ms(request))
 
 
 def seed_answer(report: DeliveryReport) -> dict[str, object]:
