@@ -12,7 +12,7 @@ import pytest
 from notification_service.app import SSE_KEY
 
 from .sse_client import SECRET, make_token, open_stream
-from .support import start_server
+from .support import connect_page, start_server
 from .support import test_settings as settings_for
 
 
@@ -164,11 +164,14 @@ async def test_shutdown_with_a_stream_attached_is_prompt(tmp_path, http):
                                               shutdown_timeout=5.0))
     stream = await open_stream(http, server.url, token=make_token())
     other = await open_stream(http, server.url, query="code=abc")
+    page = await connect_page(server.url, auth={"token": make_token("sio-user")})
+    await page.wait_for("WELCOME")
     started = time.monotonic()
     await server.stop()
     elapsed = time.monotonic() - started
     assert elapsed < 2.0, f"stopping took {elapsed:.2f} s"
     assert await stream.ended(timeout=2) and await other.ended(timeout=2)
+    await page.close()
 
 
 def test_event_frame_format():
