@@ -40,8 +40,8 @@ async def test_lists_sse_and_socketio_connections(server, http, pages, monkeypat
     alice = await open_stream(http, server.url, token=make_token("alice", "shop"))
     page = await pages(auth={"token": make_token("bob", "shop")})
     await page.wait_for("WELCOME")  # sent after the socket joined its channels
-    await open_stream(http, server.url, token=make_token("carol", "other-app"))
-    await open_stream(http, server.url, query="code=anonymous")  # never listed
+    carol = await open_stream(http, server.url, token=make_token("carol", "other-app"))
+    anonymous = await open_stream(http, server.url, query="code=anonymous")  # never listed
 
     status, body = await get(http, f"{server.url}/connections/shop", make_token("x", "shop"))
     assert status == 200
@@ -72,6 +72,8 @@ async def test_lists_sse_and_socketio_connections(server, http, pages, monkeypat
     async def shop_is_empty():
         return (await get(http, f"{server.url}/connections/shop", ADMIN))[1] == {}
     await until(shop_is_empty)
+    carol.close()
+    anonymous.close()
 
 
 async def test_socketio_jwt_listener_receives_its_channels(server, pages):
