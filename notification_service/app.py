@@ -16,6 +16,8 @@ from .hub import HUB_KEY, Hub
 from .producers import trigger
 from .static import StaticFolder
 from .transports.socketio import SocketIOTransport
+from .webpush import routes as webpush_routes
+from .webpush import service as webpush_service
 
 SOCKETIO_KEY = web.AppKey("socketio", SocketIOTransport)
 
@@ -31,6 +33,9 @@ def create_app(settings: Settings) -> web.Application:
     socketio_transport = SocketIOTransport(hub)
     socketio_transport.attach(app)
     app[SOCKETIO_KEY] = socketio_transport
+
+    webpush_service.install(app, settings, hub)
+    webpush_routes.add_routes(app)
 
     trigger.add_routes(app)
     operations.add_routes(app)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -35,6 +35,17 @@ class Settings:
     publish_token: str | None = None
     admin_token: str | None = None
     shutdown_timeout: float = 1.0
+    # Web Push (notification_service/webpush)
+    vapid_subject: str | None = None
+    vapid_key: Path | None = None
+    webpush_allow: list[str] = field(default_factory=list)
+    webpush_allow_http: bool = False
+    webpush_concurrency: int = 64
+    webpush_timeout: float = 10.0
+    webpush_retries: int = 3
+    webpush_retry_base_delay: float = 1.0
+    webpush_max_retry_delay: float = 60.0
+    webpush_crypto_processes: int = 0
 
 
 def env_name(flag: str) -> str:
@@ -88,7 +99,39 @@ def build_parser() -> argparse.ArgumentParser:
                     "on trigger URLs). Off by default; set it when binding to a public address.")
     add_option(parser, "--admin-token", default=None,
                help="Token for admin routes (Authorization: Bearer).")
+    add_webpush_options(parser, defaults)
     return parser
+
+
+def add_webpush_options(parser: argparse.ArgumentParser, defaults: Settings) -> None:
+    add_option(parser, "--vapid-subject", default=None,
+               help="Contact push services may use: mailto:you@example.com or https://your.site "
+                    "(checked strictly: Apple rejects malformed ones).")
+    add_vapid_key_option(parser)
+    add_option(parser, "--webpush-allow", action="append", default=[], metavar="HOST",
+               help="Also accept subscription endpoints on HOST (.example.com for subdomains); "
+                    "repeatable. Google, Mozilla, Apple and Microsoft are always allowed.")
+    add_option(parser, "--webpush-allow-http", action="store_true", default=False,
+               help="Accept plain http:// endpoints on allowed hosts (local testing only).")
+    add_option(parser, "--webpush-concurrency", type=int, default=defaults.webpush_concurrency,
+               help="Pushes in flight at once. Default: 64.")
+    add_option(parser, "--webpush-timeout", type=float, default=defaults.webpush_timeout,
+               help="Seconds one push request may take. Default: 10.")
+    add_option(parser, "--webpush-retries", type=int, default=defaults.webpush_retries,
+               help="Retries of a push answered 429/503. Default: 3.")
+    add_option(parser, "--webpush-max-retry-delay", type=float,
+               default=defaults.webpush_max_retry_delay,
+               help="Longest wait before a retry; a longer Retry-After fails the push. Default: 60.")
+    add_option(parser, "--webpush-crypto-processes", type=int,
+               default=defaults.webpush_crypto_processes,
+               help="Worker processes that encrypt large fan-outs (256 subscriptions or more). "
+                    "Default: 0 (encrypt in the server process).")
+
+
+def add_vapid_key_option(parser: argparse.ArgumentParser) -> None:
+    add_option(parser, "--vapid-key", default=None, metavar="PEM",
+               help="VAPID private key file (PEM). It must exist. Default: "
+                    "<data dir>/vapid_private.pem, generated on first start.")
 
 
 def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
@@ -106,7 +149,26 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         history_size=int(args.history_size),
         publish_token=args.publish_token or None,
         admin_token=args.admin_token or None,
+        vapid_subject=_vapid_subject(parser, args.vapid_subject),
+        vapid_key=Path(args.vapid_key) if args.vapid_key else None,
+        webpush_allow=list(args.webpush_allow),
+        webpush_allow_http=bool(args.webpush_allow_http),
+        webpush_concurrency=int(args.webpush_concurrency),
+        webpush_timeout=float(args.webpush_timeout),
+        webpush_retries=int(args.webpush_retries),
+        webpush_max_retry_delay=float(args.webpush_max_retry_delay),
+        webpush_crypto_processes=int(args.webpush_crypto_processes),
     )
+
+
+def _vapid_subject(parser: argparse.ArgumentParser, subject: str | None) -> str | None:
+    if not subject:
+        return None
+    from .webpush.keys import validate_subject
+    try:
+        return validate_subject(subject)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
