@@ -45,7 +45,7 @@ class Settings:
     webpush_retries: int = 3
     webpush_retry_base_delay: float = 1.0
     webpush_max_retry_delay: float = 60.0
-    webpush_crypto_processes: int = 0
+    webpush_crypto_processes: int = 1
 
 
 def env_name(flag: str) -> str:
@@ -124,8 +124,8 @@ def add_webpush_options(parser: argparse.ArgumentParser, defaults: Settings) -> 
                help="Longest wait before a retry; a longer Retry-After fails the push. Default: 60.")
     add_option(parser, "--webpush-crypto-processes", type=int,
                default=defaults.webpush_crypto_processes,
-               help="Worker processes that encrypt large fan-outs (256 subscriptions or more). "
-                    "Default: 0 (encrypt in the server process).")
+               help="Worker processes that encrypt fan-outs of 256 subscriptions or more, "
+                    "started on first use; 0 encrypts in the server process. Default: 1.")
 
 
 def add_vapid_key_option(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from notification_service.cli import main
 from notification_service.config import PROJECT_ROOT, settings_from_args
 from notification_service.webpush import keys
 
@@ -76,22 +77,30 @@ def test_subject_flag_is_checked_at_start():
                                "--webpush-allow-http"]).webpush_allow == ["a.example", "b.example"]
 
 
-def vapid_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(PROJECT_ROOT / "notification_server.py"), "vapid",
-                           *args], capture_output=True, text=True, timeout=30)
+def vapid_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``notification_server.py vapid ...`` in this process (the import alone takes ~1 s)."""
+    code = main(["vapid", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
-def test_vapid_command_prints_generates_and_rotates(tmp_path):
+def test_vapid_command_prints_generates_and_rotates(tmp_path, capsys):
     data = str(tmp_path)
-    missing = vapid_cli("--data-dir", data)
-    assert missing.returncode == 1 and "--generate" in missing.stderr
-    made = vapid_cli("--data-dir", data, "--generate")
-    assert made.returncode == 0
-    key = made.stdout.strip()
-    assert vapid_cli("--data-dir", data).stdout.strip() == key
-    assert vapid_cli("--data-dir", data, "--generate").stdout.strip() == key  # never overwrites
-    rotated = vapid_cli("--data-dir", data, "--rotate")
-    assert rotated.returncode == 0 and rotated.stdout.strip() != key
-    assert "subscribe again" in rotated.stderr
+    code, _out, err = vapid_cli(capsys, "--data-dir", data)
+    assert code == 1 and "--generate" in err
+    code, out, _err = vapid_cli(capsys, "--data-dir", data, "--generate")
+    assert code == 0
+    key = out.strip()
+    assert vapid_cli(capsys, "--data-dir", data)[1].strip() == key
+    assert vapid_cli(capsys, "--data-dir", data, "--generate")[1].strip() == key  # no overwrite
+    code, out, err = vapid_cli(capsys, "--data-dir", data, "--rotate")
+    assert code == 0 and out.strip() != key and "subscribe again" in err
     assert len(list(tmp_path.glob("vapid_private.pem.*.bak"))) == 1
-    assert vapid_cli("--vapid-key", str(tmp_path / "none.pem")).returncode == 1
+    assert vapid_cli(capsys, "--vapid-key", str(tmp_path / "none.pem"))[0] == 1
+
+
+def test_vapid_command_runs_from_the_entry_script(tmp_path):
+    done = subprocess.run([sys.executable, str(PROJECT_ROOT / "notification_server.py"), "vapid",
+                           "--data-dir", str(tmp_path), "--generate"],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and len(done.stdout.strip()) == 87

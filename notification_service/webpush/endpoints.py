@@ -10,6 +10,7 @@ resolves names or opens sockets.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Iterable
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ DEFAULT_PUSH_SERVICES: tuple[str, ...] = (
 )
 """Hosts of the browsers' push services. A leading dot matches any subdomain."""
 MAX_ENDPOINT_LENGTH = 2048
+_FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")
 
 
 class EndpointRefused(ValueError):
@@ -67,7 +69,7 @@ class EndpointPolicy:
 
     def host_allowed(self, host: str) -> bool:
         host = host.lower().rstrip(".")
-        return host in self.hosts or any(host.endswith(s) for s in self.suffixes)
+        return host in self.hosts or host.endswith(self.suffixes)
 
     def check(self, endpoint: str) -> str:
         """Return ``endpoint`` if the server may POST to it, else raise :class:`EndpointRefused`."""
@@ -75,7 +77,7 @@ class EndpointPolicy:
             raise EndpointRefused("The subscription has no endpoint URL.")
         if len(endpoint) > MAX_ENDPOINT_LENGTH:
             raise EndpointRefused(f"The endpoint is longer than {MAX_ENDPOINT_LENGTH} characters.")
-        if not endpoint.isascii() or any(c.isspace() or ord(c) < 32 for c in endpoint):
+        if not endpoint.isascii() or _FORBIDDEN_CHARACTERS.search(endpoint):
             raise EndpointRefused("The endpoint must be a plain ASCII URL without spaces.")
         try:
             parts = urlsplit(endpoint)

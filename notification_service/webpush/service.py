@@ -8,6 +8,7 @@ closes their resources with the app. It adds no routes (see :mod:`.routes`).
 from __future__ import annotations
 
 import logging
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import AsyncIterator
@@ -76,7 +77,10 @@ def install(app: web.Application, settings: Settings, hub: Hub) -> WebPush:
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await store.open()
         if settings.webpush_crypto_processes > 0:
-            sender.crypto_executor = ProcessPoolExecutor(settings.webpush_crypto_processes)
+            # spawn, not fork: the parent has threads (the store's) and a running loop,
+            # and spawn is what Windows and macOS do anyway. Workers start on first use.
+            sender.crypto_executor = ProcessPoolExecutor(
+                settings.webpush_crypto_processes, mp_context=multiprocessing.get_context("spawn"))
         await sender.start()
         try:
             yield
