@@ -209,3 +209,15 @@ async def test_push_service_is_a_real_verifier(push_service, http):
             "TTL": "0", "Authorization": "vapid t=a.b.c,k=BAAA"}) as response:
         assert response.status == 401
     assert isinstance(push_service, PushService) and len(push_service.rejections) == 2
+
+
+async def test_replacing_subscription_inherits_id_group_channels(push_server, push_service, http):
+    """What push-sw.js sends on pushsubscriptionchange."""
+    old, new = push_service.subscriber(), push_service.subscriber()
+    await subscribe(http, push_server, old, id="alice", group="staff", channels=["news"])
+    answer = await subscribe(http, push_server, new, replaces=old.endpoint)
+    assert answer["channels"] == ["alice", "staff", "news"]
+    store = push_server.app[WEBPUSH_KEY].store
+    assert await store.get(old.endpoint) is None and await store.count() == 1
+    assert (await notify(http, push_server, {"channel": "news", "message": "n"}))["sent"] == 1
+    assert [d.plaintext for d in await push_service.wait_for(new)] == [b"n"]

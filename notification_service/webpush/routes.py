@@ -53,7 +53,12 @@ async def public_key(request: web.Request) -> web.Response:
     return web.json_response({"publicKey": request.app[WEBPUSH_KEY].public_key})
 
 async def subscribe(request: web.Request) -> web.Response:
-    """Store ``PushSubscription.toJSON()`` (top level or under ``subscription``) with id/group/channels."""
+    """Store ``PushSubscription.toJSON()`` (top level or under ``subscription``) with id/group/channels.
+
+    ``replaces`` names the endpoint of a subscription the browser replaced
+    (``pushsubscriptionchange``): the new one inherits its id, group and
+    channels, and the old one is forgotten.
+    """
     body = await json_object(request)
     webpush = request.app[WEBPUSH_KEY]
     parsed = parse_subscription(body.get("subscription", body), webpush.policy)
@@ -67,11 +72,23 @@ async def subscribe(request: web.Request) -> web.Response:
             validate_code(part, INVALID_SUBSCRIPTION)
     subscription = Subscription(parsed.endpoint, parsed.p256dh, parsed.auth,
                                 optional_name(body, "id"), optional_name(body, "group"), channels)
+    replaces = body.get("replaces")
+    old = None
+    if isinstance(replaces, str) and replaces != parsed.endpoint:
+        # pushsubscriptionchange: the browser's new subscription keeps what the old one had
+        old = await webpush.store.get(replaces)
+        if old is not None:
+            previous = old.subscription
+            subscription = Subscription(
+                parsed.endpoint, parsed.p256dh, parsed.auth, subscription.id or previous.id,
+                subscription.group or previous.group, subscription.channels or previous.channels)
     secret = body.get("secret") if isinstance(body.get("secret"), str) else None
     access = request.app[ACCESS_KEY]
     for channel in subscription.attached_channels:
         access.check_listen(channel, secret=secret)
     is_new = await webpush.store.upsert(subscription)
+    if old is not None:
+        await webpush.store.remove_endpoint(old.subscription.endpoint)
     return web.json_response({"subscribed": True, "new": is_new,
                               "channels": list(subscription.attached_channels)},
                              status=201 if is_new else 200)
