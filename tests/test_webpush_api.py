@@ -221,3 +221,22 @@ async def test_replacing_subscription_inherits_id_group_channels(push_server, pu
     assert await store.get(old.endpoint) is None and await store.count() == 1
     assert (await notify(http, push_server, {"channel": "news", "message": "n"}))["sent"] == 1
     assert [d.plaintext for d in await push_service.wait_for(new)] == [b"n"]
+
+
+async def test_events_without_push_never_touch_the_store(push_server, http):
+    store = push_server.app[WEBPUSH_KEY].store
+    calls: list[str] = []
+    original = store.for_channel
+
+    async def counting(channel: str):
+        calls.append(channel)
+        return await original(channel)
+
+    store.for_channel = counting
+    for _ in range(3):
+        async with http.get(f"{push_server.url}/notify?code=c1&event=e") as response:
+            assert (await response.json())["count"] == 0
+    assert calls == []
+    async with http.get(f"{push_server.url}/notify?code=c1&event=e&push=1") as response:
+        assert (await response.json())["count"] == 0
+    assert calls == ["c1"]

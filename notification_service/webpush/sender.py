@@ -100,12 +100,6 @@ class SendReport:
         return {"sent": self.sent, "removed": self.removed, "failed": self.failed,
                 "retried": self.retried}
 
-    def add(self, other: "SendReport") -> None:
-        self.sent += other.sent
-        self.removed += other.removed
-        self.failed += other.failed
-        self.retried += other.retried
-
 
 class VapidHeaders:
     """``Authorization: vapid t=<JWT>,k=<key>`` per push-service origin, signed once.
@@ -289,8 +283,7 @@ class WebPushSender:
                 report.failed += 1
                 outcomes.failed.append(subscription.endpoint)
                 continue
-            async with self._slots:
-                await self._send_one(subscription, body, headers, report, outcomes, config_errors)
+            await self._send_one(subscription, body, headers, report, outcomes, config_errors)
 
     async def _send_one(self, subscription: Subscription, body: bytes, headers: dict[str, str],
                         report: SendReport, outcomes: Outcomes,
@@ -308,7 +301,9 @@ class WebPushSender:
         attempt = 0
         while True:
             try:
-                async with self.session.post(endpoint, data=body, headers=request_headers) as answer:
+                # The slot is held for the request only, never while waiting to retry.
+                async with self._slots, self.session.post(
+                        endpoint, data=body, headers=request_headers) as answer:
                     status = answer.status
                     retry_after = answer.headers.get("Retry-After")
                     await answer.read()

@@ -17,7 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 SCHEMA_VERSION = 1
 
@@ -273,8 +273,3 @@ class _Transaction:
 
     def __exit__(self, kind: object, *_rest: object) -> None:
         self.db.execute("ROLLBACK" if kind else "COMMIT")
-
-
-def channels_of(values: Iterable[str]) -> tuple[str, ...]:
-    """Deduplicate, keeping order."""
-    return tuple(dict.fromkeys(values))

@@ -129,7 +129,7 @@ class WebPushTransport:
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
-    async def close(self, timeout: float = 5.0) -> None:
+    async def close(self, timeout: float = 2.0) -> None:
         """Let running batches finish for up to ``timeout`` seconds, then cancel them."""
         if not self._pending:
             return
