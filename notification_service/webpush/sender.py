@@ -147,7 +147,7 @@ class WebPushSender:
     """Sends one message to many subscriptions.
 
     :param vapid_headers: signs and caches the VAPID header per origin.
-    :param policy: the endpoint allow-list, re-checked before every request.
+    :param policy: the endpoint allow-list, re-checked before sending (once per origin).
     :param store: receives each batch's outcomes in one call (None: not recorded).
     :param concurrency: requests in flight at once for the whole sender (default 64).
     :param timeout: seconds for one request, connection included (default 10).
@@ -167,7 +167,7 @@ class WebPushSender:
                  max_retry_delay: float = 60.0, crypto_executor: Executor | None = None,
                  crypto_batch: int = 256) -> None:
         self.vapid_headers = vapid_headers
-        self.policy = policy
+        self._policy = policy
         self.store = store
         self.concurrency = concurrency
         self.timeout = timeout
@@ -177,7 +177,17 @@ class WebPushSender:
         self.crypto_executor = crypto_executor
         self.crypto_batch = crypto_batch
         self._session: aiohttp.ClientSession | None = None
+        self._origins: dict[str, bool] = {}
         self._slots = asyncio.Semaphore(concurrency)
+
+    @property
+    def policy(self) -> EndpointPolicy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: EndpointPolicy) -> None:
+        self._policy = policy
+        self._origins.clear()
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300)
@@ -272,6 +282,26 @@ class WebPushSender:
         return BodySource(chunks=chunks, plaintext=plaintext, keys=self._keys)
 
     # -- sending ---------------------------------------------------------
+    def _allowed_origin(self, endpoint: str) -> str | None:
+        """The endpoint's origin if the allow-list still accepts it (checked once per origin).
+
+        Stored endpoints were checked in full at subscribe time; here only the
+        part the allow-list decides on is re-checked, in case the settings changed.
+        """
+        scheme, _, netloc = (endpoint.split("/", 3) + ["", ""])[:3]
+        audience = f"{scheme}//{netloc}"
+        verdict = self._origins.get(audience)
+        if verdict is None:
+            try:
+                self.policy.check(audience)
+                verdict = origin(audience) == audience
+            except EndpointRefused as refused:
+                log.warning("not sending to stored endpoints the allow-list now refuses: %s",
+                            refused)
+                verdict = False
+            self._origins[audience] = verdict
+        return audience if verdict else None
+
     async def _worker(self, bodies: "BodySource", headers: dict[str, str], report: SendReport,
                       outcomes: Outcomes, config_errors: dict[str, int]) -> None:
         while True:
@@ -289,14 +319,11 @@ class WebPushSender:
                         report: SendReport, outcomes: Outcomes,
                         config_errors: dict[str, int]) -> None:
         endpoint = subscription.endpoint
-        try:
-            self.policy.check(endpoint)
-        except EndpointRefused as refused:
-            log.warning("not sending to a stored endpoint the allow-list now refuses: %s", refused)
+        audience = self._allowed_origin(endpoint)
+        if audience is None:
             report.failed += 1
             outcomes.failed.append(endpoint)
             return
-        audience = origin(endpoint)
         request_headers = {**headers, "Authorization": self.vapid_headers.header(audience)}
         attempt = 0
         while True:
