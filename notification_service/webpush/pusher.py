@@ -81,10 +81,11 @@ class Pusher:
         channel = ALL_SUBSCRIPTIONS if group is None else str(group)
         return await self._publish(channel, message, nonblocking, ttl, urgency, topic)
 
-    async def notify_channel(self, channel: str, message: Any, **kwargs: Any) -> SendReport | None:
+    async def notify_channel(self, channel: str, message: Any, *, nonblocking: bool = False,
+                             ttl: int | None = None, urgency: str | None = None,
+                             topic: str | None = None) -> SendReport | None:
         """Push to the subscriptions attached to ``channel`` (an id and a group are channels too)."""
-        return await self._publish(channel, message, kwargs.pop("nonblocking", False),
-                                   kwargs.get("ttl"), kwargs.get("urgency"), kwargs.get("topic"))
+        return await self._publish(channel, message, nonblocking, ttl, urgency, topic)
 
     async def send_notification(self, subscription: str | Mapping[str, Any], message: Any, *,
                                 nonblocking: bool = False, ttl: int | None = None,
