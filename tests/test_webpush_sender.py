@@ -146,3 +146,28 @@ async def test_stored_endpoint_no_longer_allowed_is_not_contacted(push_server, p
     webpush.sender.policy = EndpointPolicy()  # e.g. restarted without --webpush-allow
     result = await notify(http, push_server, {"id": "alice", "message": "m"})
     assert result["failed"] == 1 and push_service.requests.get(browser.token, 0) == 0
+
+
+async def test_broken_encryption_workers_fall_back_to_the_server_process(push_server, push_service,
+                                                                         http):
+    from concurrent.futures import ThreadPoolExecutor
+
+    class BrokenPool(ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            return super().submit(self.die)
+
+        @staticmethod
+        def die():
+            raise RuntimeError("worker died")
+
+    sender = push_server.app[WEBPUSH_KEY].sender
+    original = sender.crypto_executor
+    sender.crypto_executor, sender.crypto_batch = BrokenPool(1), 2
+    try:
+        browsers = [push_service.subscriber() for _ in range(3)]
+        for browser in browsers:
+            await subscribe(http, push_server, browser, group="g")
+        assert (await notify(http, push_server, {"group": "g", "message": "m"}))["sent"] == 3
+    finally:
+        sender.crypto_executor.shutdown()
+        sender.crypto_executor = original

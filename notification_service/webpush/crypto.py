@@ -76,6 +76,12 @@ def _hmac(key: bytes, message: bytes) -> bytes:
     return hmac.digest(key, message, "sha256")
 
 
-def encrypt_many(plaintext: bytes, keys: list[tuple[bytes, bytes]]) -> list[bytes]:
-    """Encrypt one message for many subscriptions; picklable for worker processes."""
-    return [encrypt(plaintext, p256dh, auth) for p256dh, auth in keys]
+def encrypt_many(plaintext: bytes, keys: list[tuple[bytes, bytes]]) -> list[bytes | None]:
+    """Encrypt one message for many subscriptions (None for unusable keys); runs in worker processes."""
+    bodies: list[bytes | None] = []
+    for p256dh, auth in keys:
+        try:
+            bodies.append(encrypt(plaintext, p256dh, auth))
+        except ValueError:
+            bodies.append(None)
+    return bodies

@@ -266,7 +266,7 @@ class WebPushSender:
         """Encrypt in chunks on the process pool while earlier chunks are already being sent."""
         loop = asyncio.get_running_loop()
         chunk_size = self.crypto_batch
-        chunks: list[tuple[Sequence[Subscription], asyncio.Future[list[bytes]]]] = []
+        chunks: list[tuple[Sequence[Subscription], asyncio.Future[Any]]] = []
         for start in range(0, len(subscriptions), chunk_size):
             chunk = subscriptions[start:start + chunk_size]
             try:
@@ -274,8 +274,7 @@ class WebPushSender:
             except (ValueError, TypeError):
                 keys = None
             if keys is None:  # a bad key in the chunk: encrypt it inline, one by one
-                chunks.append((chunk, loop.create_future()))
-                chunks[-1][1].set_result([])
+                chunks.append((chunk, _done([])))
                 continue
             chunks.append((chunk, loop.run_in_executor(
                 self.crypto_executor, crypto.encrypt_many, plaintext, keys)))
@@ -376,7 +375,7 @@ class BodySource:
     """
 
     def __init__(self, *, iterator: Iterator[tuple[Subscription, bytes | None]] | None = None,
-                 chunks: list[tuple[Sequence[Subscription], "asyncio.Future[list[bytes]]"]]
+                 chunks: list[tuple[Sequence[Subscription], "asyncio.Future[Any]"]]
                  | None = None, plaintext: bytes = b"",
                  keys: Callable[[Subscription], tuple[bytes, bytes]] | None = None) -> None:
         self._iterator = iterator
@@ -395,7 +394,12 @@ class BodySource:
         async with self._lock:
             while self._chunk_index < len(self._chunks):
                 subscriptions, future = self._chunks[self._chunk_index]
-                bodies: Any = await future
+                try:
+                    bodies: Any = await future
+                except Exception:  # a broken worker pool: encrypt this chunk here instead
+                    log.exception("encryption worker failed; encrypting in the server process")
+                    bodies = []
+                    self._chunks[self._chunk_index] = (subscriptions, _done([]))
                 if self._position < len(subscriptions):
                     subscription = subscriptions[self._position]
                     self._position += 1
@@ -412,3 +416,9 @@ class BodySource:
             return crypto.encrypt(self._plaintext, *self._keys(subscription))
         except (ValueError, TypeError):
             return None
+
+
+def _done(result: Any) -> "asyncio.Future[Any]":
+    future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    future.set_result(result)
+    return future
