@@ -240,3 +240,9 @@ async def test_events_without_push_never_touch_the_store(push_server, http):
     async with http.get(f"{push_server.url}/notify?code=c1&event=e&push=1") as response:
         assert (await response.json())["count"] == 0
     assert calls == ["c1"]
+
+
+async def test_delete_without_an_endpoint_is_a_clear_400(push_server, http):
+    for body in ({}, {"subscription": "x"}, {"endpoint": 5}):
+        async with http.delete(f"{push_server.url}/webpush/subscriptions", json=body) as response:
+            assert response.status == 400 and (await response.json())["code"] == 40020

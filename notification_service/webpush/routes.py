@@ -98,7 +98,9 @@ async def unsubscribe(request: web.Request) -> web.Response:
     endpoint = request.query.get("endpoint")
     if endpoint is None and request.can_read_body:
         body = await json_object(request)
-        endpoint = body.get("endpoint") or (body.get("subscription") or {}).get("endpoint")
+        nested = body.get("subscription")
+        endpoint = body.get("endpoint") or (nested.get("endpoint") if isinstance(nested, dict)
+                                            else None)
     if not isinstance(endpoint, str) or not endpoint:
         raise INVALID_SUBSCRIPTION('Send {"endpoint": "<the subscription endpoint>"}.')
     removed = await request.app[WEBPUSH_KEY].store.remove_endpoint(endpoint)
