@@ -74,8 +74,16 @@ def plain_loop(subscriptions: list[dict], vapid: Vapid02) -> tuple[float, float]
     return time.perf_counter() - started, time.process_time() - cpu
 
 
+async def watch_loop(stalls: list[float], stop: asyncio.Event) -> None:
+    """Record how late a 1 ms timer fires: how long the loop was held at a time."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        await asyncio.sleep(0.001)
+        stalls.append(time.perf_counter() - started - 0.001)
+
+
 async def our_sender(subscriptions: list[Subscription], vapid: Vapid02, concurrency: int,
-                     processes: int) -> tuple[float, float, int]:
+                     processes: int) -> tuple[float, float, int, float]:
     policy = EndpointPolicy(("127.0.0.1",), allow_http=True)
     sender = WebPushSender(VapidHeaders(vapid, SUBJECT), policy, None, concurrency=concurrency)
     await sender.start()
@@ -88,11 +96,16 @@ async def our_sender(subscriptions: list[Subscription], vapid: Vapid02, concurre
                 pool, crypto.encrypt_many, b"", []) for _ in range(processes)))
         workers_before = workers_cpu(pool)
         sender.crypto_executor = pool
+        stalls: list[float] = []
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(watch_loop(stalls, stop))
         started, cpu = time.perf_counter(), time.process_time()
         report = await sender.send(subscriptions, MESSAGE, PushOptions())
         elapsed = time.perf_counter() - started
+        stop.set()
+        await watcher
         used = time.process_time() - cpu + workers_cpu(pool) - workers_before
-        return elapsed, used, report.sent
+        return elapsed, used, report.sent, max(stalls, default=0.0)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -128,6 +141,7 @@ def main() -> None:
                   f"{len(MESSAGE)}-byte message, {os.cpu_count()} CPUs, Python "
                   f"{sys.version.split()[0]}; median of {args.rounds} alternating rounds")
             runs: dict[str, list[tuple[float, float]]] = {}
+            stalls: dict[str, list[float]] = {}
             names = ["pywebpush webpush() in a plain loop",
                      f"this sender (concurrency {args.concurrency})"]
             if args.processes:
@@ -135,10 +149,11 @@ def main() -> None:
             for _round in range(args.rounds):
                 runs.setdefault(names[0], []).append(plain_loop(infos, vapid))
                 for name, processes in zip(names[1:], (0, args.processes)):
-                    elapsed, cpu, sent = asyncio.run(
+                    elapsed, cpu, sent, stall = asyncio.run(
                         our_sender(subscriptions, vapid, args.concurrency, processes))
                     assert sent == args.n, f"only {sent} of {args.n} sent"
                     runs.setdefault(name, []).append((elapsed, cpu))
+                    stalls.setdefault(name, []).append(stall)
             medians = {name: (statistics.median(e for e, _ in values),
                               statistics.median(c for _, c in values))
                        for name, values in runs.items()}
@@ -148,7 +163,8 @@ def main() -> None:
             for name in names[1:]:
                 elapsed, cpu = medians[name]
                 print(f"ratio, {name}: {base_elapsed / elapsed:.1f}x notifications/s, "
-                      f"{base_cpu / cpu:.1f}x less CPU per notification")
+                      f"{base_cpu / cpu:.1f}x less CPU per notification; longest event-loop "
+                      f"stall {statistics.median(stalls[name]) * 1000:.1f} ms")
     finally:
         process.terminate()
         process.wait(timeout=10)
