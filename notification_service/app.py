@@ -18,6 +18,8 @@ from .producers import broadcast, emit, trigger
 from .static import StaticFolder
 from .transports import polling
 from .transports.socketio import SocketIOTransport
+from .webpush import routes as webpush_routes
+from .webpush import service as webpush_service
 
 SOCKETIO_KEY = web.AppKey("socketio", SocketIOTransport)
 
@@ -39,6 +41,9 @@ def create_app(settings: Settings) -> web.Application:
         access, max_per_connection=settings.max_channels_per_connection)
     socketio_transport.attach(app)
     app[SOCKETIO_KEY] = socketio_transport
+
+    webpush_service.install(app, settings, hub)
+    webpush_routes.add_routes(app)
 
     trigger.add_routes(app)
     emit.add_routes(app)
