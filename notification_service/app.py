@@ -22,6 +22,8 @@ from .static import StaticFolder
 from .transports import polling
 from .transports.socketio import SocketIOTransport
 from .transports.sse import SSETransport
+from .webpush import routes as webpush_routes
+from .webpush import service as webpush_service
 
 SOCKETIO_KEY = web.AppKey("socketio", SocketIOTransport)
 SSE_KEY = web.AppKey("sse", SSETransport)
@@ -51,6 +53,10 @@ def create_app(settings: Settings) -> web.Application:
     socketio_transport.use_identities(verifier, connections)
     socketio_transport.attach(app)
     app[SOCKETIO_KEY] = socketio_transport
+
+    webpush = webpush_service.install(app, settings, hub)
+    health.add("webpush_store", webpush.store.count)  # one query: the SQLite file answers
+    webpush_routes.add_routes(app)
 
     sse_transport = SSETransport(
         hub, access=app[ACCESS_KEY], verifier=verifier, registry=connections,

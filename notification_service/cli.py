@@ -47,7 +47,11 @@ def run(settings: Settings) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    run(settings_from_args(argv))
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["vapid"]:
+        from .webpush.keycommand import vapid_command
+        return vapid_command(arguments[1:])
+    run(settings_from_args(arguments))
     return 0
 
 

@@ -43,6 +43,17 @@ class Settings:
     max_payload_bytes: int = 64 * 1024
     max_channels_per_connection: int = 100
     cors_origins: list[str] = field(default_factory=list)
+    # Web Push (notification_service/webpush)
+    vapid_subject: str | None = None
+    vapid_key: Path | None = None
+    webpush_allow: list[str] = field(default_factory=list)
+    webpush_allow_http: bool = False
+    webpush_concurrency: int = 64
+    webpush_timeout: float = 10.0
+    webpush_retries: int = 3
+    webpush_retry_base_delay: float = 1.0
+    webpush_max_retry_delay: float = 60.0
+    webpush_crypto_processes: int = 1
     jwt_secret: str | None = None
     jwt_public_key: Path | None = None
     jwt_leeway: float = 10.0
@@ -120,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_option(parser, "--cors-origin", action="append", dest="cors_origins", default=None,
                help="Origin (scheme://host:port) whose pages may use socket.io and the HTTP "
                     "API; repeat for more, '*' for any. Default: same origin only.")
+    add_webpush_options(parser, defaults)
     add_option(parser, "--jwt-secret", default=None,
                help="HS256 secret that verifies listeners' JWTs (SSE, socket.io auth.token, "
                     "/connections); the seed's JWT_SECRET. Use 32+ random bytes.")
@@ -140,6 +152,37 @@ def build_parser() -> argparse.ArgumentParser:
                help="Milliseconds browsers wait before reconnecting a dropped SSE stream "
                     "(the retry: hint). Default: 3000.")
     return parser
+
+
+def add_webpush_options(parser: argparse.ArgumentParser, defaults: Settings) -> None:
+    add_option(parser, "--vapid-subject", default=None,
+               help="Contact push services may use: mailto:you@example.com or https://your.site "
+                    "(checked strictly: Apple rejects malformed ones).")
+    add_vapid_key_option(parser)
+    add_option(parser, "--webpush-allow", action="append", default=[], metavar="HOST",
+               help="Also accept subscription endpoints on HOST (.example.com for subdomains); "
+                    "repeatable. Google, Mozilla, Apple and Microsoft are always allowed.")
+    add_option(parser, "--webpush-allow-http", action="store_true", default=False,
+               help="Accept plain http:// endpoints on allowed hosts (local testing only).")
+    add_option(parser, "--webpush-concurrency", type=int, default=defaults.webpush_concurrency,
+               help="Pushes in flight at once. Default: 64.")
+    add_option(parser, "--webpush-timeout", type=float, default=defaults.webpush_timeout,
+               help="Seconds one push request may take. Default: 10.")
+    add_option(parser, "--webpush-retries", type=int, default=defaults.webpush_retries,
+               help="Retries of a push answered 429/503. Default: 3.")
+    add_option(parser, "--webpush-max-retry-delay", type=float,
+               default=defaults.webpush_max_retry_delay,
+               help="Longest wait before a retry; a longer Retry-After fails the push. Default: 60.")
+    add_option(parser, "--webpush-crypto-processes", type=int,
+               default=defaults.webpush_crypto_processes,
+               help="Worker processes that encrypt fan-outs of 256 subscriptions or more, "
+                    "started on first use; 0 encrypts in the server process. Default: 1.")
+
+
+def add_vapid_key_option(parser: argparse.ArgumentParser) -> None:
+    add_option(parser, "--vapid-key", default=None, metavar="PEM",
+               help="VAPID private key file (PEM). It must exist. Default: "
+                    "<data dir>/vapid_private.pem, generated on first start.")
 
 
 def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
@@ -163,6 +206,15 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         max_payload_bytes=int(args.max_payload_bytes),
         max_channels_per_connection=int(args.max_channels_per_connection),
         cors_origins=list(args.cors_origins or []),
+        vapid_subject=_vapid_subject(parser, args.vapid_subject),
+        vapid_key=Path(args.vapid_key) if args.vapid_key else None,
+        webpush_allow=list(args.webpush_allow),
+        webpush_allow_http=bool(args.webpush_allow_http),
+        webpush_concurrency=int(args.webpush_concurrency),
+        webpush_timeout=float(args.webpush_timeout),
+        webpush_retries=int(args.webpush_retries),
+        webpush_max_retry_delay=float(args.webpush_max_retry_delay),
+        webpush_crypto_processes=int(args.webpush_crypto_processes),
         jwt_secret=args.jwt_secret or None,
         jwt_public_key=Path(args.jwt_public_key) if args.jwt_public_key else None,
         jwt_leeway=float(args.jwt_leeway),
@@ -192,6 +244,16 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a host name or "" (all interfaces): assume reachable
+
+
+def _vapid_subject(parser: argparse.ArgumentParser, subject: str | None) -> str | None:
+    if not subject:
+        return None
+    from .webpush.keys import validate_subject
+    try:
+        return validate_subject(subject)
+    except ValueError as error:
+        parser.error(str(error))
 
 
 SETTINGS_KEY = web.AppKey("settings", Settings)

@@ -44,6 +44,11 @@ RESERVED_EVENT_NAMES = frozenset(
 )
 
 
+# What a producer may ask of Web Push for one event: False (no push), True
+# (push with defaults) or the Web Push transport's options (TTL, urgency, topic).
+PushRequest = Any
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     """One published event. ``id`` is assigned by the Hub; ``time`` is Unix seconds.
@@ -58,7 +63,7 @@ class Event:
     name: str
     data: Any
     time: float
-    push: bool = False
+    push: PushRequest = False
     receipt: bool = False
 
     def to_dict(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from . import jsoncodec
-from .events import Event
+from .events import Event, PushRequest
 
 ID_SEPARATOR = "-"
 
@@ -76,7 +76,7 @@ class MemoryHistory:
         self.forgotten_upto = 0  # newest sequence of any channel dropped entirely
         self._channels: OrderedDict[str, _Channel] = OrderedDict()
 
-    def append(self, channel: str, name: str, data: Any, *, push: bool = False,
+    def append(self, channel: str, name: str, data: Any, *, push: PushRequest = False,
                receipt: bool = False) -> Event:
         """Create the channel's next Event and keep it."""
         now = self.clock()

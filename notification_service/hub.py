@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from .events import Event
+from .events import Event, PushRequest
 from .history import MemoryHistory
 from .idempotency import IdempotencyCache
 from .receipts import Receipts
@@ -37,6 +37,20 @@ class Transport(Protocol):
         transport with I/O to do (Web Push) queues it and returns. Must not
         loop over every connection: count and fan out by channel.
         """
+
+
+class BackgroundTransport(Protocol):
+    """A way out whose delivery needs I/O first (Web Push looks up stored subscriptions).
+
+    It gets the event after every live :class:`Transport` already has it, so it
+    never holds up live delivery nor breaks the replay guarantee; it answers how
+    many deliveries it queued and sends them in the background.
+    """
+
+    name: str
+
+    async def deliver(self, event: Event) -> int:
+        """Queue ``event`` for this transport's recipients; return how many."""
 
 
 @dataclass(slots=True)
@@ -83,18 +97,23 @@ class Hub:
         self.idempotency: IdempotencyCache[DeliveryReport] = idempotency or IdempotencyCache()
         self.receipts = Receipts()
         self.transports: list[Transport] = []
+        self.background_transports: list[BackgroundTransport] = []
 
     def add_transport(self, transport: Transport) -> None:
         self.transports.append(transport)
 
-    async def publish(self, channel: str, name: str, data: Any, *, push: bool = False,
+    def add_background_transport(self, transport: BackgroundTransport) -> None:
+        self.background_transports.append(transport)
+
+    async def publish(self, channel: str, name: str, data: Any, *, push: PushRequest = False,
                       idempotency_key: str | None = None,
                       wait_ms: int | None = None) -> DeliveryReport:
         """Publish one event; the only way anything is delivered.
 
         ``channel`` and ``name`` must already be valid (see :mod:`.events`): the
         producers validate, because each answers a bad name in its own contract.
-        ``push`` asks that the channel's Web Push subscribers get it too.
+        ``push`` asks that the channel's Web Push subscribers get it too (True, or
+        Web Push options such as a TTL).
         ``idempotency_key``: a publish repeating a key seen on this channel in the
         last 5 minutes returns the first report (``duplicate`` set), delivering nothing.
         ``wait_ms``: wait up to this long for listeners' receipts and report how
@@ -109,6 +128,8 @@ class Hub:
         report = DeliveryReport(event)
         for transport in self.transports:  # no await in here: see Transport.deliver
             report.listeners[transport.name] = transport.deliver(event)
+        for background in self.background_transports:
+            report.listeners[background.name] = await background.deliver(event)
         log.info("published %s to %s id=%s listeners=%d",
                  name, mask(channel), event.id, report.total)
         if log.isEnabledFor(logging.DEBUG):

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 COMPONENT_FAILING = ErrorKind(503, 50361)
 CHECK_TIMEOUT_SECONDS = 2.0
 
-HealthCheck = Callable[[], Awaitable[None]]
+HealthCheck = Callable[[], Awaitable[object]]  # what it returns is ignored
 
 
 class HealthChecks:

@@ -10,8 +10,19 @@ from notification_service.operations import HEALTH_KEY
 async def test_health_ok_with_components(server, http):
     async with http.get(f"{server.url}/health") as response:
         assert response.status == 200
-        assert await response.json() == {"status": "ok",
-                                         "components": {"data_dir": {"status": "ok"}}}
+        assert await response.json() == {"status": "ok", "components": {
+            "data_dir": {"status": "ok"}, "webpush_store": {"status": "ok"}}}
+
+
+async def test_closed_webpush_store_fails_health(server, http):
+    from notification_service.webpush.service import WEBPUSH_KEY
+
+    await server.app[WEBPUSH_KEY].store.close()
+    async with http.get(f"{server.url}/health") as response:
+        assert response.status == 503
+        body = await response.json()
+    assert body["failing"] == ["webpush_store"]
+    assert "not open" in body["components"]["webpush_store"]["error"]
 
 
 async def test_failing_component_is_named(server, http):
