@@ -190,6 +190,9 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     args = parser.parse_args(argv)
     if args.loglevel not in LOG_LEVELS:  # argparse checks choices on the command line only
         parser.error(f"log level {args.loglevel!r} is not one of {', '.join(LOG_LEVELS)}")
+    if args.jwt_public_key and not Path(args.jwt_public_key).is_file():
+        parser.error(f"--jwt-public-key {args.jwt_public_key}: no such file (give the PEM "
+                     f"public key that verifies your issuer's RS256/ES256 tokens)")
     return Settings(
         host=args.host,
         port=int(args.port),

@@ -71,7 +71,11 @@ class JwtVerifier:
                 log.warning("the JWT secret is shorter than 32 bytes: anyone who guesses it "
                             "can mint tokens; use a long random value")
         if public_key_pem:
-            key = load_pem_public_key(public_key_pem)
+            try:
+                key = load_pem_public_key(public_key_pem)
+            except ValueError:
+                raise ValueError("not a PEM public key (-----BEGIN PUBLIC KEY-----); "
+                                 "make one with: openssl pkey -in jwt.key -pubout") from None
             if isinstance(key, rsa.RSAPublicKey):
                 self._keys["RS256"] = key
             elif isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
@@ -84,7 +88,10 @@ class JwtVerifier:
     def from_files(cls, *, secret: str | None, public_key_file: Path | None,
                    leeway: float = DEFAULT_LEEWAY_SECONDS) -> "JwtVerifier":
         pem = public_key_file.read_bytes() if public_key_file else None
-        return cls(secret=secret, public_key_pem=pem, leeway=leeway)
+        try:
+            return cls(secret=secret, public_key_pem=pem, leeway=leeway)
+        except ValueError as error:  # cryptography's message names no file
+            raise ValueError(f"--jwt-public-key {public_key_file}: {error}") from None
 
     @property
     def algorithms(self) -> list[str]:

@@ -149,3 +149,25 @@ async def test_url_issuer_and_email_subject(server, http):
         assert response.status == 200
         assert list(await response.json()) == [stream.connection_id]
     stream.close()
+
+
+def test_key_file_mistakes_are_explained(tmp_path, capsys):
+    from notification_service.config import settings_from_args
+
+    with pytest.raises(SystemExit):
+        settings_from_args(["--jwt-public-key", str(tmp_path / "missing.pem")])
+    assert "no such file" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key")
+    with pytest.raises(ValueError, match="garbage.pem: not a PEM public key"):
+        JwtVerifier.from_files(secret=None, public_key_file=garbage)
+
+
+def test_flags_and_environment(monkeypatch):
+    from notification_service.config import settings_from_args
+
+    monkeypatch.setenv("NOTIFY_JWT_SECRET", "from-the-environment")
+    monkeypatch.setenv("NOTIFY_SSE_PING_INTERVAL", "5")
+    settings = settings_from_args(["--sse-queue-size", "8", "--sse-retry", "1000"])
+    assert settings.jwt_secret == "from-the-environment"
+    assert (settings.sse_ping_interval, settings.sse_queue_size, settings.sse_retry_ms) == (5, 8, 1000)
