@@ -38,11 +38,11 @@ class ConnectionInfo:
     remote_addr: str = ""
     created_at: int = field(default_factory=lambda: int(time.time()))
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, with_address: bool = True) -> dict[str, Any]:
         return {
             "id": self.id,
             "created_at": self.created_at,
-            "remote_addr": self.remote_addr,
+            "remote_addr": self.remote_addr if with_address else "",
             "application": {"id": self.identity.application},
             "user": {"id": self.identity.user},
             "transport": self.transport,
@@ -74,47 +74,57 @@ class ConnectionRegistry:
             if not users:
                 del self._applications[identity.application]
 
-    def application(self, application: str) -> dict[str, dict[str, dict[str, Any]]]:
+    def application(self, application: str, *, with_addresses: bool = True
+                    ) -> dict[str, dict[str, dict[str, Any]]]:
         """The seed's ``GET /connections/{application_id}`` body."""
         users = self._applications.get(application, {})
-        return {user: {cid: info.to_dict() for cid, info in connections.items()}
+        return {user: {cid: info.to_dict(with_address=with_addresses)
+                       for cid, info in connections.items()}
                 for user, connections in users.items()}
 
-    def user(self, application: str, user: str) -> dict[str, dict[str, Any]]:
+    def user(self, application: str, user: str, *, with_addresses: bool = True
+             ) -> dict[str, dict[str, Any]]:
         """The seed's ``GET /connections/{application_id}/{user_id}`` body."""
         connections = self._applications.get(application, {}).get(user, {})
-        return {cid: info.to_dict() for cid, info in connections.items()}
+        return {cid: info.to_dict(with_address=with_addresses)
+                for cid, info in connections.items()}
 
 
-def require_application_access(request: web.Request, application: str) -> None:
-    """Allow the admin token, or a JWT issued by ``application``; else 401/403 with why."""
+def require_application_access(request: web.Request, application: str) -> bool:
+    """Allow the admin token, or a JWT issued by ``application``; else 401/403 with why.
+
+    Returns True for the admin. Only the admin sees remote addresses: any user's
+    token of an application may list it, and one user's IP address is not
+    another user's business (the seed answers ``""`` there too).
+    """
     token = bearer_token(request)
     if token is None:
         raise TOKEN_MISSING("Listing connections needs 'Authorization: Bearer <JWT>' with "
                             "iss = the application, or the admin token.")
     admin_token = request.app[SETTINGS_KEY].admin_token
     if admin_token is not None and secrets_equal(token, admin_token):
-        return
+        return True
     identity = request.app[JWT_VERIFIER_KEY].verify(token)
     if identity.application != application:
         raise CONNECTIONS_FORBIDDEN(
             f"Your token was issued by '{identity.application}'; it may list only that "
             f"application's connections.")
+    return False
 
 
 async def list_application(request: web.Request) -> web.Response:
     application = request.match_info["application_id"]
-    require_application_access(request, application)
-    return web.json_response(request.app[REGISTRY_KEY].application(application),
-                             dumps=jsoncodec.dumps)
+    admin = require_application_access(request, application)
+    listing = request.app[REGISTRY_KEY].application(application, with_addresses=admin)
+    return web.json_response(listing, dumps=jsoncodec.dumps)
 
 
 async def list_user(request: web.Request) -> web.Response:
     application = request.match_info["application_id"]
-    require_application_access(request, application)
+    admin = require_application_access(request, application)
     user = request.match_info["user_id"]
-    return web.json_response(request.app[REGISTRY_KEY].user(application, user),
-                             dumps=jsoncodec.dumps)
+    listing = request.app[REGISTRY_KEY].user(application, user, with_addresses=admin)
+    return web.json_response(listing, dumps=jsoncodec.dumps)
 
 
 def add_routes(app: web.Application) -> None:

@@ -51,7 +51,7 @@ async def test_lists_sse_and_socketio_connections(server, http, pages, monkeypat
     assert alice_info == {
         "id": alice.connection_id,
         "created_at": alice_info["created_at"],
-        "remote_addr": "127.0.0.1",
+        "remote_addr": "",  # addresses are for the admin only
         "application": {"id": "shop"},
         "user": {"id": "alice"},
         "transport": "sse",
@@ -63,6 +63,9 @@ async def test_lists_sse_and_socketio_connections(server, http, pages, monkeypat
 
     status, body = await get(http, f"{server.url}/connections/shop/alice", ADMIN)
     assert status == 200 and list(body) == [alice.connection_id]
+    assert body[alice.connection_id]["remote_addr"] == "127.0.0.1"
+    status, body = await get(http, f"{server.url}/connections/shop", ADMIN)
+    assert body["bob"][bob_info["id"]]["remote_addr"] == "127.0.0.1"
     assert (await get(http, f"{server.url}/connections/shop/nobody", ADMIN)) == (200, {})
 
     # Gone from the listing once they disconnect.
