@@ -22,6 +22,8 @@ from . import jsoncodec
 from .events import Event, PushRequest
 
 ID_SEPARATOR = "-"
+# The notice every transport sends before a replay that cannot be complete.
+GAP_EVENT = "RESUME_GAP"
 
 
 @dataclass(slots=True)
@@ -41,6 +43,18 @@ class Missed:
 
     events: list[Event]
     gap: bool
+
+
+def gap_notice(channel: str, last_event_id: str, available: int) -> dict[str, Any]:
+    """What a resuming client is told when events it missed are gone for good."""
+    return {"channel": channel, "lastEventId": last_event_id, "available": available,
+            "message": "Some events on this channel were lost (older than the kept history, "
+                       "or from before a restart); what is still kept follows."}
+
+
+def event_sequence(event: Event) -> int:
+    """The sequence part of an event's id: events of one node sort by it across channels."""
+    return int(event.id.rpartition(ID_SEPARATOR)[2])
 
 
 def parse_id(event_id: str) -> tuple[str, int] | None:

@@ -98,8 +98,10 @@ class Stream:
 
 
 async def open_stream(http: aiohttp.ClientSession, url: str, *, token: str | None = None,
-                      query: str = "") -> Stream:
+                      query: str = "", last_event_id: str | None = None) -> Stream:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id  # what EventSource sends when it reconnects
     response = await http.get(f"{url}/sse" + (f"?{query}" if query else ""), headers=headers,
                               timeout=aiohttp.ClientTimeout(total=None, sock_read=None))
     assert response.status == 200, await response.text()

@@ -24,6 +24,7 @@ from .. import jsoncodec
 from ..access import ChannelAccess, Identity
 from ..errors import INVALID_CODE, ApiError, ErrorKind
 from ..events import INVALID_CHANNEL, Event, validate_channel, validate_code
+from ..history import GAP_EVENT, gap_notice
 from ..hub import Hub, mask
 from ..identity import TOKEN_MALFORMED, JwtVerifier
 from ..registry import ConnectionInfo, ConnectionRegistry
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "/"
 SHUTDOWN_CLOSE_SECONDS = 0.5
-GAP_EVENT = "RESUME_GAP"
 TOO_MANY_CHANNELS = ErrorKind(422, 42245)  # only ever in an acknowledgement
 WELCOME_MESSAGE = "Connected to Browser Notification Service. Emit REGISTER {\"code\": ...} to listen."
 
@@ -171,11 +171,7 @@ class SocketIOTransport:
         if socket is not None and last_event_id is not None:
             missed = self.hub.history.since(channel, last_event_id)
             if missed.gap:
-                notice = {"channel": channel, "lastEventId": last_event_id,
-                          "available": len(missed.events),
-                          "message": "Some events on this channel were lost (older than the "
-                                     "kept history, or from before a restart); what is still "
-                                     "kept follows."}
+                notice = gap_notice(channel, last_event_id, len(missed.events))
                 socket.queue.put_nowait(engineio_packet.Packet(
                     engineio_packet.MESSAGE, self.sio.packet_class(
                         socketio_packet.EVENT, namespace=NAMESPACE,

@@ -26,6 +26,7 @@ from .. import jsoncodec
 from ..access import ChannelAccess, Identity
 from ..errors import ErrorKind
 from ..events import Event, validate_channel, validate_code
+from ..history import GAP_EVENT, event_sequence, gap_notice
 from ..hub import Hub, mask
 from ..identity import TOKEN_MISSING, JwtVerifier, bearer_token
 from ..registry import ConnectionInfo, ConnectionRegistry
@@ -52,6 +53,12 @@ def encode_event(event: Event) -> bytes:
     orjson escapes every newline inside the data, so one ``data:`` line always suffices."""
     return b"".join((b"id: ", event.id.encode(), b"\nevent: ", event.name.encode(),
                      b"\ndata: ", jsoncodec.dumps_bytes(event.data), b"\n\n"))
+
+
+def encode_gap(channel: str, last_event_id: str, available: int) -> bytes:
+    """The honest-gap notice, without ``id:`` (it is not an event of the channel)."""
+    notice = gap_notice(channel, last_event_id, available)
+    return b"event: " + GAP_EVENT.encode() + b"\ndata: " + jsoncodec.dumps_bytes(notice) + b"\n\n"
 
 
 def encode_ping(now: float) -> bytes:
@@ -101,6 +108,11 @@ class SSEConnection:
         self._queued_bytes += len(frame)
         self._wake()
         return True
+
+    def preload(self, frames: list[bytes]) -> None:
+        """Queue the replay of missed events, whatever the limits (history bounds it)."""
+        self._frames.extend(frames)
+        self._queued_bytes += sum(len(frame) for frame in frames)
 
     def close(self, reason: str) -> None:
         if self.closing is None:
@@ -169,6 +181,7 @@ class SSETransport:
                  ping_interval: float = 30.0, queue_size: int = 256,
                  queue_bytes: int = 1 << 20,
                  retry_ms: int = 3000) -> None:
+        self.hub = hub
         self.access = access
         self.verifier = verifier
         self.registry = registry
@@ -222,6 +235,11 @@ class SSETransport:
         if request.method == "HEAD":  # a monitor checking the route: headers, no stream
             return web.Response(headers=headers)
         response = web.StreamResponse(headers=headers)
+        last_event_id = request.headers.get("Last-Event-ID") or request.query.get("lastEventId")
+        if last_event_id:
+            # Read history and join the channels with no await in between: no event
+            # can be published meanwhile (Transport.deliver), so none is lost or doubled.
+            connection.preload(self._missed(connection.channels, last_event_id))
         self._add(connection, request)
         try:
             await response.prepare(request)
@@ -232,6 +250,22 @@ class SSETransport:
         finally:
             self._remove(connection)
         return response
+
+    def _missed(self, channels: list[str], last_event_id: str) -> list[bytes]:
+        """Frames for what a client that last saw ``last_event_id`` missed, in publish order.
+
+        One id covers every channel of the stream: sequences are shared by all
+        channels of a node, so the events of several channels merge by sequence.
+        """
+        notices: list[bytes] = []
+        events: list[Event] = []
+        for channel in channels:
+            missed = self.hub.history.since(channel, last_event_id)
+            if missed.gap:
+                notices.append(encode_gap(channel, last_event_id, len(missed.events)))
+            events += missed.events
+        events.sort(key=event_sequence)
+        return notices + [encode_event(event) for event in events]
 
     def _channels_for(self, request: web.Request, identity: Identity | None) -> list[str]:
         query = request.query
