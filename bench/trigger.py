@@ -163,9 +163,9 @@ async def main(options: argparse.Namespace) -> None:
         logfile = ["-f", str(Path(folder) / "server.log")]
         plan = [
             ("bare aiohttp handler", [], 0),
+            ("1 listener, WARNING", server + logfile + ["-l", "WARNING"], 1),
             ("1 listener, INFO", server + logfile + ["-l", "INFO"], 1),
             ("10 listeners, INFO", server + logfile + ["-l", "INFO"], 10),
-            ("1 listener, WARNING", server + logfile + ["-l", "WARNING"], 1),
         ]
         # Rounds interleave the scenarios and the best round of each counts, so a
         # burst of other work on this machine does not decide a ratio.
@@ -186,7 +186,7 @@ async def main(options: argparse.Namespace) -> None:
         print(f"{r.name:<24}{r.requests_per_second:>9.0f}{cpu_text:>16}{ms(r.answer_p50):>13}"
               f"{ms(r.answer_p99):>13}{event50:>12}{event99:>12}")
     print("(event latency measured at a steady 200 triggers/s; server CPU is the best round)")
-    bare, one_info, ten_info, one_warning = results
+    bare, one_warning, one_info, ten_info = results
     ratio = one_info.requests_per_second / bare.requests_per_second
     logging_cost = 1 - one_info.requests_per_second / one_warning.requests_per_second
     print(f"\n1 listener / bare handler:        {ratio:.0%}  (target >= 60%)")
@@ -194,7 +194,7 @@ async def main(options: argparse.Namespace) -> None:
           f"{ten_info.requests_per_second / bare.requests_per_second:.0%}")
     print(f"cost of INFO logging vs WARNING:  {logging_cost:.1%}  (target <= 10%)")
     if all(cpu):
-        bare_cpu, one_cpu, ten_cpu, warning_cpu = cpu
+        bare_cpu, warning_cpu, one_cpu, ten_cpu = cpu
         print(f"server CPU per trigger, 1 listener / bare:   {bare_cpu / one_cpu:.0%} "
               f"(the same ratio measured in CPU, which machine load does not skew)")
         print(f"server CPU per extra listener:               "
