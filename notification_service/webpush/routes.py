@@ -40,13 +40,23 @@ async def json_object(request: web.Request) -> dict[str, Any]:
         raise BODY_NOT_JSON("The body must be a JSON object.")
     return body
 
+def name_value(value: Any) -> str | None:
+    """An id or group as text: a string, or a whole number (solidwebpush's groups were ints)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON does not tell 13 from 13.0
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value)
+
+
 def optional_name(body: dict[str, Any], key: str) -> str | None:
     value = body.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    text = name_value(value)
+    if text is None:
         raise INVALID_SUBSCRIPTION(f"'{key}' must be a string.")
-    return validate_code(str(value), INVALID_SUBSCRIPTION)
+    return validate_code(text, INVALID_SUBSCRIPTION)
 
 async def public_key(request: web.Request) -> web.Response:
     """``{"publicKey": "<applicationServerKey>"}``."""
@@ -109,7 +119,7 @@ async def unsubscribe(request: web.Request) -> web.Response:
     return web.json_response({"removed": removed})
 
 def notify_channel(body: dict[str, Any]) -> str:
-    given = [key for key in TARGETS if body.get(key) not in (None, False)]
+    given = [key for key in TARGETS if key in body]
     if len(given) != 1:
         raise INVALID_NOTIFICATION(
             'Name exactly one target: {"id": ...}, {"group": ...}, {"channel": ...} or {"all": true}.')
@@ -118,10 +128,9 @@ def notify_channel(body: dict[str, Any]) -> str:
         if body["all"] is not True:
             raise INVALID_NOTIFICATION('"all" must be true.')
         return ALL_SUBSCRIPTIONS
-    value = body[target]
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
+    value = name_value(body[target])
+    if value is None:
         raise INVALID_NOTIFICATION(f"'{target}' must be a string.")
-    value = str(value)
     for part in value.split("::"):
         validate_code(part, INVALID_NOTIFICATION)
     return value
@@ -142,10 +151,16 @@ async def notify(request: web.Request) -> web.Response:
     require_token(request, request.app[SETTINGS_KEY].publish_token, "publish")
     body = await json_object(request)
     channel = notify_channel(body)
+    wait = body.get("wait", True)
+    if not isinstance(wait, bool):
+        raise INVALID_NOTIFICATION('"wait" is true (answer once sent) or false (answer at once).')
     message = check_message(body.get("message"))
     webpush = request.app[WEBPUSH_KEY]
     try:
-        options = make_options(body.get("ttl"), body.get("urgency"), body.get("topic"))
+        ttl = body.get("ttl")
+        if isinstance(ttl, float) and ttl.is_integer():
+            ttl = int(ttl)  # JSON does not tell 60 from 60.0
+        options = make_options(ttl, body.get("urgency"), body.get("topic"))
         webpush.sender.check_size(message_bytes(message))
     except PayloadTooLarge as error:
         raise PAYLOAD_TOO_LARGE(str(error)) from None
@@ -155,7 +170,7 @@ async def notify(request: web.Request) -> web.Response:
     queued = report.listeners.get(webpush.transport.name, 0)
     answer: dict[str, Any] = {"id": report.event.id, "queued": queued,
                               "listeners": report.total - queued}
-    if body.get("wait", True) is False:
+    if not wait:
         return web.json_response(answer, status=202)
     answer.update((await webpush.transport.outcome(report.event.id)).to_dict())
     return web.json_response(answer)
