@@ -128,18 +128,37 @@ class Hub:
         report = DeliveryReport(event)
         for transport in self.transports:  # no await in here: see Transport.deliver
             report.listeners[transport.name] = transport.deliver(event)
+        # Still before the first await: a retry with the same key, or a receipt,
+        # arriving while Web Push looks up subscriptions finds what it needs.
+        if idempotency_key is not None:
+            self.idempotency.put(channel, idempotency_key, report)  # filled in below
+        receipts = None
+        if wait_ms is not None:
+            receipts = self.receipts.track(event.id, report.listeners.get("socketio", 0))
         for background in self.background_transports:
-            report.listeners[background.name] = await background.deliver(event)
+            report.listeners[background.name] = await self._deliver_in_background(
+                background, event)
         log.info("published %s to %s id=%s listeners=%d",
                  name, mask(channel), event.id, report.total)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("event %s on %s data=%r", event.id, channel, data)
-        if idempotency_key is not None:
-            self.idempotency.put(channel, idempotency_key, report)
-        if wait_ms is not None:
-            expected = report.listeners.get("socketio", 0)
-            report.acknowledged = await self.receipts.wait(event.id, expected, wait_ms)
+        if receipts is not None:
+            report.acknowledged = await self.receipts.wait(receipts, wait_ms)
         return report
+
+    @staticmethod
+    async def _deliver_in_background(transport: BackgroundTransport, event: Event) -> int:
+        """A failing background transport costs its own deliveries, never the publish.
+
+        Live listeners already have the event: answering the producer with an
+        error now would make a bot retry and show the alert twice.
+        """
+        try:
+            return await transport.deliver(event)
+        except Exception:
+            log.exception("%s could not queue event %s on %s", transport.name, event.id,
+                          mask(event.channel))
+            return 0
 
 
 HUB_KEY = web.AppKey("hub", Hub)

@@ -15,36 +15,42 @@ MAX_WAIT_MS = 5000
 
 
 @dataclass
-class _Tracker:
+class Tracker:
+    event_id: str
     expected: int
-    acknowledged: int = 0
+    confirmed_by: set[str] = field(default_factory=set)  # one receipt per connection
     complete: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Receipts:
     def __init__(self) -> None:
-        self._tracked: dict[str, _Tracker] = {}
+        self._tracked: dict[str, Tracker] = {}
 
-    def acknowledge(self, event_id: str) -> None:
+    def acknowledge(self, event_id: str, listener: str) -> None:
+        """``listener`` (a connection id) confirms ``event_id``; repeats count once."""
         tracker = self._tracked.get(event_id)
         if tracker is None:
             return
-        tracker.acknowledged += 1
-        if tracker.acknowledged >= tracker.expected:
+        tracker.confirmed_by.add(listener)
+        if len(tracker.confirmed_by) >= tracker.expected:
             tracker.complete.set()
 
-    async def wait(self, event_id: str, expected: int, wait_ms: int) -> int:
-        """Wait up to ``wait_ms`` for ``expected`` acknowledgements of ``event_id``; return the count.
+    def track(self, event_id: str, expected: int) -> Tracker:
+        """Start counting receipts for ``event_id``.
 
-        Must be called right after the publish, before yielding to the loop, so
-        that no acknowledgement can arrive untracked.
+        Call it synchronously right after the live deliveries, before yielding
+        to the loop, so that no receipt can arrive untracked.
         """
-        tracker = self._tracked[event_id] = _Tracker(expected)
+        tracker = self._tracked[event_id] = Tracker(event_id, expected)
+        return tracker
+
+    async def wait(self, tracker: Tracker, wait_ms: int) -> int:
+        """Wait up to ``wait_ms`` for every expected receipt; return how many came."""
         try:
-            if expected > 0:
+            if len(tracker.confirmed_by) < tracker.expected:
                 await asyncio.wait_for(tracker.complete.wait(), wait_ms / 1000)
         except asyncio.TimeoutError:
             pass
         finally:
-            del self._tracked[event_id]
-        return tracker.acknowledged
+            self._tracked.pop(tracker.event_id, None)
+        return len(tracker.confirmed_by)

@@ -42,10 +42,21 @@ async def test_text_reply_errors_are_200_sentences_under_400_characters(server, 
     assert status == 200 and text.startswith("Could not send:") and len(text) <= 400
 
 
-async def test_control_parameters_are_not_event_data(server, pages, http):
-    page = await pages(query="code=ctl")
-    await get_text(http, f"{server.url}/notify?code=ctl&event=a&reply=text&idempotency_key=k1&push=0&x=1")
-    assert await page.wait_for("A") == [{"code": "ctl", "event": "a", "x": "1"}]
+async def test_only_the_token_is_removed_from_event_data(tmp_path, http):
+    """Seed 0: every query parameter is data; the token is a secret and never passed on."""
+    from .support import connect_page, start_server, test_settings
+
+    running = await start_server(test_settings(tmp_path, publish_token="t"))
+    page = await connect_page(running.url, query="code=ctl")
+    try:
+        await get_text(http, f"{running.url}/notify?code=ctl&event=a&reply=text"
+                             f"&idempotency_key=k1&push=0&wait=soon&x=1&token=t")
+        assert await page.wait_for("A") == [{"code": "ctl", "event": "a", "reply": "text",
+                                             "idempotency_key": "k1", "push": "0",
+                                             "wait": "soon", "x": "1"}]
+    finally:
+        await page.close()
+        await running.stop()
 
 
 async def test_retried_publish_with_same_key_alerts_once(server, pages, http):

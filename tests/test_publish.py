@@ -218,3 +218,23 @@ def test_flags_and_environment(monkeypatch):
     monkeypatch.delenv("NOTIFY_CORS_ORIGIN")
     settings = settings_from_args(["--cors-origin", "*", "--secret", "s"])
     assert settings.cors_origins == ["*"] and settings.secret == "s"
+
+
+async def test_deeply_nested_json_is_refused_not_a_500(server, http):
+    nested = "[" * 300 + "]" * 300
+    async with http.post(f"{server.url}/broadcast/news/x", data=nested,
+                         headers={"Content-Type": "application/json"}) as response:
+        body = await response.json()
+    assert response.status == 422 and body["code"] == 42241
+    assert "nested deeper than 200 levels" in body["error"]
+    fine = "[" * 150 + "]" * 150
+    async with http.post(f"{server.url}/broadcast/news/x", data=fine) as response:
+        assert response.status == 200
+
+
+async def test_get_on_a_post_route_never_triggers(server, http):
+    async with http.get(f"{server.url}/emit?code=1234&event=oops") as response:
+        assert response.status == 405 and response.headers["Allow"] == "POST"
+    async with http.get(f"{server.url}/broadcast/news/x?code=1234&event=oops") as response:
+        assert response.status == 405
+    assert server.hub.history.recent("1234") == []

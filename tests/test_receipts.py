@@ -45,8 +45,30 @@ async def test_without_wait_no_receipt_is_requested(server, pages, http):
     assert "receipt" not in meta
 
 
-async def test_bad_wait_is_400(server, http):
+async def test_bad_wait_is_400_on_json_routes_and_plain_data_on_get_triggers(server, http):
     for bad in ("-1", "abc", "5001"):
-        async with http.get(f"{server.url}/notify?code=rc4&event=x&wait={bad}") as response:
+        async with http.post(f"{server.url}/broadcast/rc4/x?wait={bad}", json=1) as response:
             assert response.status == 400
             assert "wait" in (await response.json())["error"]
+        async with http.get(f"{server.url}/notify?code=rc4&event=x&wait={bad}") as response:
+            answer = await response.json()
+            assert response.status == 200 and "acknowledged" not in answer
+
+
+async def test_receipts_count_once_per_listener_and_survive_a_push_lookup(tmp_path, http):
+    """A receipt that arrives while Web Push looks up subscriptions still counts."""
+    from .support import start_server, test_settings
+
+    running = await start_server(test_settings(tmp_path))
+    page = await connect_page(running.url, query="code=rc5", confirm_receipts=True)
+    try:
+        async with http.get(f"{running.url}/notify?code=rc5&event=x&push=1&wait=3000") as response:
+            answer = await response.json()
+        assert answer["acknowledged"] == 1
+        [(_data, meta)] = page.with_meta("X")
+        for _ in range(3):  # a page repeating its receipt is still one listener
+            await page.client.emit("RECEIVED", {"id": meta["id"]})
+        assert running.hub.receipts._tracked == {}
+    finally:
+        await page.close()
+        await running.stop()

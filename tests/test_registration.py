@@ -87,3 +87,18 @@ async def test_websocket_is_not_compressed(server, http):
                                compress=15) as ws:
         assert "permessage-deflate" not in ws._response.headers.get("Sec-WebSocket-Extensions", "")
         assert ws.compress == 0
+
+
+async def test_a_channel_named_like_a_connection_id_reaches_only_its_listeners(server, pages, http):
+    """python-socketio keeps a room per connection id; channels never share those rooms."""
+    target, other = await pages(), await pages(query="code=spy")
+    sid = target.client.get_sid()
+    async with http.get(f"{server.url}/notify?code={sid}&event=hello") as response:
+        assert (await response.json())["count"] == 0
+    assert await other.emit("REGISTER", {"code": sid}) == {"ok": True, "code": sid, "replayed": 0}
+    async with http.get(f"{server.url}/notify?code={sid}&event=hello") as response:
+        assert (await response.json())["count"] == 1
+    await other.wait_for("HELLO")
+    async with http.get(f"{server.url}/notify?code=spy&event=sentinel") as response:
+        assert (await response.json())["count"] == 0  # other left "spy" when it registered sid
+    assert target.named("HELLO") == []

@@ -171,3 +171,17 @@ async def test_broken_encryption_workers_fall_back_to_the_server_process(push_se
     finally:
         sender.crypto_executor.shutdown()
         sender.crypto_executor = original
+
+
+async def test_redirects_are_never_followed_and_failures_are_logged_once_per_batch(
+        push_server, push_service, http, caplog):
+    """The allow-list checked the endpoint, not wherever a push service points next."""
+    caplog.set_level(logging.WARNING, logger="notification_service")
+    browsers = [push_service.subscriber() for _ in range(3)]
+    for browser in browsers:
+        await subscribe(http, push_server, browser, group="r")
+        push_service.answer(browser, 307, Location="http://127.0.0.1:9/internal")
+    result = await notify(http, push_server, {"group": "r", "message": "m"})
+    assert (result["sent"], result["failed"]) == (0, 3)
+    lines = [r.getMessage() for r in caplog.records if "answered 307" in r.getMessage()]
+    assert len(lines) == 1 and "for 3 subscription(s)" in lines[0]

@@ -26,12 +26,19 @@ def idempotency_key(request: web.Request, body_value: Any = None) -> str | None:
     return key
 
 
-def wait_ms(request: web.Request, body_value: Any = None) -> int | None:
-    """``wait=<ms>``: how long to wait for receipts, 0 to MAX_WAIT_MS."""
+def wait_ms(request: web.Request, body_value: Any = None, *, strict: bool = True) -> int | None:
+    """``wait=<ms>``: how long to wait for receipts, 0 to MAX_WAIT_MS.
+
+    ``strict=False`` (GET triggers) ignores a value that is not one: there every
+    query parameter is also event data, and an old bot may send ``wait=soon``.
+    """
     raw = request.query.get("wait", body_value)
     if raw is None:
         return None
-    if isinstance(raw, bool) or not (isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit())) \
-            or not 0 <= int(raw) <= MAX_WAIT_MS:
-        raise INVALID_PARAMETER(f"wait is a whole number of milliseconds from 0 to {MAX_WAIT_MS}.")
-    return int(raw)
+    valid = not isinstance(raw, bool) and (
+        isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()))
+    if valid and 0 <= int(raw) <= MAX_WAIT_MS:
+        return int(raw)
+    if not strict:
+        return None
+    raise INVALID_PARAMETER(f"wait is a whole number of milliseconds from 0 to {MAX_WAIT_MS}.")

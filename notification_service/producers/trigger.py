@@ -23,8 +23,10 @@ from ..tokens import require_token
 from .body import query_flag
 from .options import idempotency_key, wait_ms
 
-# Query parameters that steer the trigger; they are not part of the event data.
-CONTROL_PARAMETERS = ("token", "reply", "push", "idempotency_key", "wait")
+# The publish token is a secret: never passed on to pages. Every other query
+# parameter is event data, as in the original (reply, push, wait and
+# idempotency_key steer the trigger too, but stay in the data for old bots).
+SECRET_PARAMETERS = ("token",)
 # Headers only chat-bot services send (Nightbot's urlfetch sends these).
 CHAT_BOT_HEADERS = ("Nightbot-Channel", "Nightbot-User", "Nightbot-Response-Url")
 TEXT_REPLY_LIMIT = 400
@@ -82,13 +84,13 @@ async def publish_query(request: web.Request) -> DeliveryReport:
                 f"Missing query parameter '{required}': fire "
                 f"/notify?code=<your code>&event=<EVENT_NAME>&key=value")
     data = dict(query.items())  # every parameter as a string; the last repeated value wins
-    for control in CONTROL_PARAMETERS:
-        data.pop(control, None)
+    for secret in SECRET_PARAMETERS:
+        data.pop(secret, None)
     code = validate_code(data["code"])
     name = trigger_event_name(data["event"])
     return await request.app[HUB_KEY].publish(
         code, name, data, push=query_flag(request, "push"),
-        idempotency_key=idempotency_key(request), wait_ms=wait_ms(request))
+        idempotency_key=idempotency_key(request), wait_ms=wait_ms(request, strict=False))
 
 
 def seed_answer(report: DeliveryReport) -> dict[str, object]:
@@ -109,9 +111,10 @@ def seed_answer(report: DeliveryReport) -> dict[str, object]:
 
 
 def _is_page_request(request: web.Request) -> bool:
+    """A page folder or a path that matches nothing (not an API route of another method)."""
     match_info = request.match_info
     if match_info.http_exception is not None:
-        return True
+        return isinstance(match_info.http_exception, web.HTTPNotFound)
     return match_info.route.name in PAGE_ROUTE_NAMES
 
 

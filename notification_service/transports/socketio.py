@@ -33,6 +33,13 @@ log = logging.getLogger(__name__)
 
 NAMESPACE = "/"
 SHUTDOWN_CLOSE_SECONDS = 0.5
+# python-socketio puts every connection in a room named after its sid, and sids
+# look like codes: channel rooms get a prefix so a channel can never be a sid room.
+ROOM_PREFIX = "#"
+
+
+def room_of(channel: str) -> str:
+    return ROOM_PREFIX + channel
 TOO_MANY_CHANNELS = ErrorKind(422, 42245)  # only ever in an acknowledgement
 WELCOME_MESSAGE = "Connected to Browser Notification Service. Emit REGISTER {\"code\": ...} to listen."
 
@@ -111,7 +118,7 @@ class SocketIOTransport:
 
     # -- Transport -------------------------------------------------------
     def listener_count(self, channel: str) -> int:
-        room = self.sio.manager.rooms.get(NAMESPACE, {}).get(channel)
+        room = self.sio.manager.rooms.get(NAMESPACE, {}).get(room_of(channel))
         return len(room) if room else 0
 
     def deliver(self, event: Event) -> int:
@@ -125,7 +132,7 @@ class SocketIOTransport:
         members are visited, never every connection. Connections that asked
         for events without metadata get a second encoding, made only if needed.
         """
-        room = self.sio.manager.rooms.get(NAMESPACE, {}).get(event.channel)
+        room = self.sio.manager.rooms.get(NAMESPACE, {}).get(room_of(event.channel))
         if not room:
             return 0
         with_meta = self._message(event, replayed=False)
@@ -180,7 +187,7 @@ class SocketIOTransport:
             for event in missed.events:
                 socket.queue.put_nowait(self._message(event, replayed=True, meta=not plain))
             replayed = len(missed.events)
-        self.sio.manager.basic_enter_room(sid, NAMESPACE, channel)
+        self.sio.manager.basic_enter_room(sid, NAMESPACE, room_of(channel))
         return replayed
 
     # -- handlers --------------------------------------------------------
@@ -225,7 +232,7 @@ class SocketIOTransport:
                               environ["aiohttp.request"].remote or "")
         self._identified[sid] = info
         self.registry.add(info)
-        if not self.sio.manager.is_connected(sid, NAMESPACE):  # it left while we verified
+        if self._gone(sid):  # it left while we verified
             await self._on_disconnect(sid)
             return False
         self._listen(sid, identity.user_channel, None)
@@ -237,13 +244,23 @@ class SocketIOTransport:
             return await self._register(sid, data.get("code"), data.get("lastEventId"))
         return await self._register(sid, data, None)
 
-    async def _on_received(self, _sid: str, data: Any) -> None:
+    async def _on_received(self, sid: str, data: Any) -> None:
         """A page confirms an event it was asked to confirm (``meta.receipt``)."""
         if isinstance(data, dict) and isinstance(data.get("id"), str):
-            self.hub.receipts.acknowledge(data["id"])
+            self.hub.receipts.acknowledge(data["id"], sid)
+
+    def _gone(self, sid: str) -> bool:
+        """Handlers run as tasks: the connection may have left before one runs.
+
+        Joining then would leave an empty room and per-connection state that no
+        disconnect will ever clean up.
+        """
+        return not self.sio.manager.is_connected(sid, NAMESPACE)
 
     async def _register(self, sid: str, code: Any, last_event_id: Any) -> dict[str, Any]:
         """Listen on ``code``, replacing any earlier code of this connection."""
+        if self._gone(sid):
+            return {"ok": False, "error": "The connection is closed."}
         try:
             if not isinstance(code, str):
                 raise INVALID_CODE('REGISTER needs {"code": "<your code>"} with a string code.')
@@ -255,7 +272,7 @@ class SocketIOTransport:
             return {"ok": False, "error": error.message}
         previous = self._codes.get(sid)
         if previous is not None and previous != code:
-            self.sio.manager.basic_leave_room(sid, NAMESPACE, previous)
+            self.sio.manager.basic_leave_room(sid, NAMESPACE, room_of(previous))
         replayed = self._listen(sid, code, last_event_id)
         self._codes[sid] = code
         log.debug("connection %s registered code %s", sid, mask(code))
@@ -296,6 +313,8 @@ class SocketIOTransport:
         return await self._stop_listening(sid, "leave", data, "room")
 
     async def _join_request(self, sid: str, verb: str, data: Any, field: str) -> dict[str, Any]:
+        if self._gone(sid):
+            return {"ok": False, "error": "The connection is closed."}
         channel, secret = _channel_request(data, field)
         last_event_id = data.get("lastEventId") if isinstance(data, dict) else None
         try:
@@ -329,7 +348,7 @@ class SocketIOTransport:
             channel = self._checked_channel(verb, channel, field)
         except ApiError as error:
             return await self._refuse(sid, verb, channel, error)
-        await self.sio.leave_room(sid, channel)
+        self.sio.manager.basic_leave_room(sid, NAMESPACE, room_of(channel))
         self._channels.get(sid, set()).discard(channel)
         if self._codes.get(sid) == channel:
             del self._codes[sid]
@@ -345,7 +364,8 @@ class SocketIOTransport:
     async def _refuse(self, sid: str, verb: str, channel: Any, error: ApiError) -> dict[str, Any]:
         """Answer a refusal in the ack and as an ERROR event (pages without acks see it too)."""
         shown = mask(channel) if isinstance(channel, str) else repr(type(channel).__name__)
-        log.info("refused %s of %s by %s: %s", verb, shown, self._peer(sid), error.message)
+        reason = error.message.replace(channel, shown) if isinstance(channel, str) else error.message
+        log.info("refused %s of %s by %s: %s", verb, shown, self._peer(sid), reason)
         answer = {"ok": False, "error": error.message, "code": error.code}
         if isinstance(channel, str):
             answer["channel"] = channel

@@ -234,13 +234,19 @@ class WebPushSender:
             bodies = self._bodies_in_processes(subscriptions, plaintext)
         else:
             bodies = self._bodies_inline(subscriptions, plaintext)
+        # Problems are counted per push service and logged once per batch, never
+        # once per recipient: a fan-out to 10,000 must not write 10,000 lines.
         config_errors: dict[str, int] = {}
-        await asyncio.gather(*(self._worker(bodies, headers, report, outcomes, config_errors)
+        other_failures: dict[str, int] = {}
+        await asyncio.gather(*(self._worker(bodies, headers, report, outcomes,
+                                            config_errors, other_failures)
                                for _ in range(min(self.concurrency, len(subscriptions)))))
         for audience_status, count in config_errors.items():
             log.error("push service refused our VAPID credentials (%s) for %d subscription(s): "
                       "check --vapid-subject and that the key matches the one pages subscribed "
                       "with", audience_status, count)
+        for problem, count in other_failures.items():
+            log.warning("web push: %s for %d subscription(s)", problem, count)
         if self.store is not None:
             await self.store.record(outcomes)
         log.info("web push: %d sent, %d removed, %d failed, %d retried",
@@ -304,7 +310,8 @@ class WebPushSender:
         return audience if verdict else None
 
     async def _worker(self, bodies: "BodySource", headers: dict[str, str], report: SendReport,
-                      outcomes: Outcomes, config_errors: dict[str, int]) -> None:
+                      outcomes: Outcomes, config_errors: dict[str, int],
+                      other_failures: dict[str, int]) -> None:
         while True:
             item = await bodies.next()
             if item is None:
@@ -314,11 +321,12 @@ class WebPushSender:
                 report.failed += 1
                 outcomes.failed.append(subscription.endpoint)
                 continue
-            await self._send_one(subscription, body, headers, report, outcomes, config_errors)
+            await self._send_one(subscription, body, headers, report, outcomes, config_errors,
+                                 other_failures)
 
     async def _send_one(self, subscription: Subscription, body: bytes, headers: dict[str, str],
                         report: SendReport, outcomes: Outcomes,
-                        config_errors: dict[str, int]) -> None:
+                        config_errors: dict[str, int], other_failures: dict[str, int]) -> None:
         endpoint = subscription.endpoint
         audience = self._allowed_origin(endpoint)
         if audience is None:
@@ -330,8 +338,11 @@ class WebPushSender:
         while True:
             try:
                 # The slot is held for the request only, never while waiting to retry.
+                # No redirects: the allow-list checked this endpoint, not wherever
+                # a push service (or a host added with --webpush-allow) points next.
                 async with self._slots, self.session.post(
-                        endpoint, data=body, headers=request_headers) as answer:
+                        endpoint, data=body, headers=request_headers,
+                        allow_redirects=False) as answer:
                     status = answer.status
                     retry_after = answer.headers.get("Retry-After")
                     await answer.read()
@@ -356,15 +367,18 @@ class WebPushSender:
                     report.retried += 1
                     await asyncio.sleep(delay)
                     continue
-                log.warning("%s asked to retry after %.0f s, beyond the %.0f s limit: giving up",
-                            audience, delay, self.max_retry_delay)
+                problem = (f"{audience} asked to retry beyond the {self.max_retry_delay:.0f} s "
+                           f"limit: gave up")
+                other_failures[problem] = other_failures.get(problem, 0) + 1
             elif status in OUR_CONFIGURATION:
                 key = f"{status} from {audience}"
                 config_errors[key] = config_errors.get(key, 0) + 1
             elif status == 413:
-                log.error("%s refused a %d-byte body as too large", audience, len(body))
+                problem = f"{audience} refused a {len(body)}-byte body as too large"
+                other_failures[problem] = other_failures.get(problem, 0) + 1
             else:
-                log.warning("%s answered %d", audience, status)
+                problem = f"{audience} answered {status}"
+                other_failures[problem] = other_failures.get(problem, 0) + 1
             report.failed += 1
             outcomes.failed.append(endpoint)
             return
