@@ -54,6 +54,7 @@ class Settings:
     webpush_retry_base_delay: float = 1.0
     webpush_max_retry_delay: float = 60.0
     webpush_crypto_processes: int = 1
+    webpush_max_subscriptions: int = 100_000
     jwt_secret: str | None = None
     jwt_public_key: Path | None = None
     jwt_leeway: float = 10.0
@@ -177,6 +178,10 @@ def add_webpush_options(parser: argparse.ArgumentParser, defaults: Settings) -> 
                default=defaults.webpush_crypto_processes,
                help="Worker processes that encrypt fan-outs of 256 subscriptions or more, "
                     "started on first use; 0 encrypts in the server process. Default: 1.")
+    add_option(parser, "--webpush-max-subscriptions", type=int,
+               default=defaults.webpush_max_subscriptions,
+               help="Subscriptions this server stores at most (subscribing needs no token, so "
+                    "this bounds the database). Default: 100000.")
 
 
 def add_vapid_key_option(parser: argparse.ArgumentParser) -> None:
@@ -218,6 +223,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         webpush_retries=int(args.webpush_retries),
         webpush_max_retry_delay=float(args.webpush_max_retry_delay),
         webpush_crypto_processes=int(args.webpush_crypto_processes),
+        webpush_max_subscriptions=int(args.webpush_max_subscriptions),
         jwt_secret=args.jwt_secret or None,
         jwt_public_key=Path(args.jwt_public_key) if args.jwt_public_key else None,
         jwt_leeway=float(args.jwt_leeway),

@@ -246,3 +246,22 @@ async def test_delete_without_an_endpoint_is_a_clear_400(push_server, http):
     for body in ({}, {"subscription": "x"}, {"endpoint": 5}):
         async with http.delete(f"{push_server.url}/webpush/subscriptions", json=body) as response:
             assert response.status == 400 and (await response.json())["code"] == 40020
+
+
+async def test_subscriptions_are_capped_but_known_endpoints_can_resubscribe(
+        tmp_path, push_service, http):
+    from .pushservice import webpush_settings
+
+    running = await start_server(webpush_settings(tmp_path, webpush_max_subscriptions=2))
+    try:
+        first, second, third = (push_service.subscriber() for _ in range(3))
+        await subscribe(http, running, first)
+        await subscribe(http, running, second)
+        async with http.post(f"{running.url}/webpush/subscriptions",
+                             json=third.to_json()) as response:
+            body = await response.json()
+        assert response.status == 507 and body["code"] == 50720
+        assert "--webpush-max-subscriptions" in body["error"]
+        assert (await subscribe(http, running, first, group="g"))["new"] is False
+    finally:
+        await running.stop()

@@ -20,3 +20,5 @@ PAYLOAD_TOO_LARGE = ErrorKind(413, 41320)
 """The message is over the 3,993 bytes a push service must accept once encrypted."""
 BODY_NOT_JSON = ErrorKind(422, 42220)
 """The request body is not a JSON object."""
+SUBSCRIPTIONS_FULL = ErrorKind(507, 50720)
+"""The server already stores --webpush-max-subscriptions subscriptions."""

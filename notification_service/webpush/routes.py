@@ -18,8 +18,8 @@ from ..events import validate_code
 from ..hub import HUB_KEY
 from ..jsoncodec import JSONDecodeError, loads
 from ..tokens import require_token
-from .errors import BODY_NOT_JSON, INVALID_NOTIFICATION, INVALID_SUBSCRIPTION, PAYLOAD_TOO_LARGE, \
-    SUBSCRIPTION_NOT_FOUND
+from .errors import (BODY_NOT_JSON, INVALID_NOTIFICATION, INVALID_SUBSCRIPTION, PAYLOAD_TOO_LARGE,
+                     SUBSCRIPTION_NOT_FOUND, SUBSCRIPTIONS_FULL)
 from .pusher import NOTIFICATION_EVENT, make_options
 from .sender import PayloadTooLarge
 from .service import WEBPUSH_KEY
@@ -96,6 +96,11 @@ async def subscribe(request: web.Request) -> web.Response:
     access = request.app[ACCESS_KEY]
     for channel in subscription.attached_channels:
         access.check_listen(channel, secret=secret)
+    limit = request.app[SETTINGS_KEY].webpush_max_subscriptions
+    if old is None and await webpush.store.get(parsed.endpoint) is None \
+            and await webpush.store.count() >= limit:
+        raise SUBSCRIPTIONS_FULL(f"This server stores at most {limit} push subscriptions "
+                                 f"(--webpush-max-subscriptions); it cannot take another.")
     is_new = await webpush.store.upsert(subscription)
     if old is not None:
         await webpush.store.remove_endpoint(old.subscription.endpoint)
