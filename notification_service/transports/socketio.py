@@ -117,8 +117,12 @@ class SocketIOTransport:
         app.on_shutdown.append(self._on_shutdown)
 
     # -- Transport -------------------------------------------------------
+    def _room(self, channel: str) -> Any:
+        """The room's members as python-socketio keeps them (sid -> engine.io sid), or None."""
+        return self.sio.manager.rooms.get(NAMESPACE, {}).get(room_of(channel))
+
     def listener_count(self, channel: str) -> int:
-        room = self.sio.manager.rooms.get(NAMESPACE, {}).get(room_of(channel))
+        room = self._room(channel)
         return len(room) if room else 0
 
     def deliver(self, event: Event) -> int:
@@ -132,7 +136,7 @@ class SocketIOTransport:
         members are visited, never every connection. Connections that asked
         for events without metadata get a second encoding, made only if needed.
         """
-        room = self.sio.manager.rooms.get(NAMESPACE, {}).get(room_of(event.channel))
+        room = self._room(event.channel)
         if not room:
             return 0
         with_meta = self._message(event, replayed=False)
@@ -192,14 +196,15 @@ class SocketIOTransport:
 
     # -- handlers --------------------------------------------------------
     async def _on_connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
-        token = auth.get("token") if isinstance(auth, dict) else None
+        options = auth if isinstance(auth, dict) else {}
+        query = environ["aiohttp.request"].query
+        # Before the first await: a disconnect arriving meanwhile then finds it to clean up.
+        if options.get("meta") is False or query.get("meta") == "0":
+            self._plain.add(sid)
+        token = options.get("token")
         if token is not None and not await self._identify(sid, environ, token):
             return
         await self.sio.emit("WELCOME", {"message": WELCOME_MESSAGE}, to=sid)
-        options = auth if isinstance(auth, dict) else {}
-        query = environ["aiohttp.request"].query
-        if options.get("meta") is False or query.get("meta") == "0":
-            self._plain.add(sid)
         code = options.get("code", query.get("code"))
         if code is not None:
             await self._register(sid, code, options.get("lastEventId", query.get("lastEventId")))
@@ -225,7 +230,7 @@ class SocketIOTransport:
                 raise TOKEN_MALFORMED("auth.token must be the JWT as a string.")
             identity = self.verifier.verify(token)
         except ApiError as error:
-            await self.sio.emit("ERROR", {"message": error.message, "code": error.code}, to=sid)
+            await self._send_error(sid, error)
             await self.sio.disconnect(sid)
             return False
         info = ConnectionInfo(sid, identity, self.name,
@@ -249,6 +254,10 @@ class SocketIOTransport:
         if isinstance(data, dict) and isinstance(data.get("id"), str):
             self.hub.receipts.acknowledge(data["id"], sid)
 
+    async def _send_error(self, sid: str, error: ApiError) -> None:
+        """Tell one page why something it asked for was refused (the ERROR event)."""
+        await self.sio.emit("ERROR", {"message": error.message, "code": error.code}, to=sid)
+
     def _gone(self, sid: str) -> bool:
         """Handlers run as tasks: the connection may have left before one runs.
 
@@ -268,7 +277,7 @@ class SocketIOTransport:
             if last_event_id is not None and not isinstance(last_event_id, str):
                 raise INVALID_CODE("lastEventId must be the id string of the last event seen.")
         except ApiError as error:
-            await self.sio.emit("ERROR", {"message": error.message, "code": error.code}, to=sid)
+            await self._send_error(sid, error)
             return {"ok": False, "error": error.message}
         previous = self._codes.get(sid)
         if previous is not None and previous != code:
@@ -369,7 +378,7 @@ class SocketIOTransport:
         answer = {"ok": False, "error": error.message, "code": error.code}
         if isinstance(channel, str):
             answer["channel"] = channel
-        await self.sio.emit("ERROR", {"message": error.message, "code": error.code}, to=sid)
+        await self._send_error(sid, error)
         return answer
 
     def _peer(self, sid: str) -> str:
