@@ -172,13 +172,4 @@ def _identity_from(claims: dict[str, Any]) -> Identity:
     return identity
 
 
-def bearer_token(request: web.Request) -> str | None:
-    """The token from ``Authorization: Bearer``, else from ``?token=`` (for EventSource)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return request.query.get("token") or None
-
-
 JWT_VERIFIER_KEY = web.AppKey("jwt_verifier", JwtVerifier)

@@ -22,8 +22,8 @@ from . import jsoncodec
 from .access import Identity
 from .config import SETTINGS_KEY
 from .errors import ErrorKind
-from .identity import JWT_VERIFIER_KEY, TOKEN_MISSING, bearer_token
-from .tokens import secrets_equal
+from .identity import JWT_VERIFIER_KEY, TOKEN_MISSING
+from .tokens import presented_token, secrets_equal
 
 CONNECTIONS_FORBIDDEN = ErrorKind(403, 40360)
 
@@ -97,7 +97,7 @@ def require_application_access(request: web.Request, application: str) -> bool:
     token of an application may list it, and one user's IP address is not
     another user's business (the seed answers ``""`` there too).
     """
-    token = bearer_token(request)
+    token = presented_token(request)
     if token is None:
         raise TOKEN_MISSING("Listing connections needs 'Authorization: Bearer <JWT>' with "
                             "iss = the application, or the admin token.")

@@ -25,11 +25,13 @@ def secrets_equal(given: str | None, expected: str) -> bool:
 
 
 def presented_token(request: web.Request) -> str | None:
+    """``Authorization: Bearer <token>``, else ``?token=`` (bots and EventSource can send
+    no headers); an empty value is no token."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    return request.query.get("token")
+    return request.query.get("token") or None
 
 
 def require_token(request: web.Request, expected: str | None, what: str) -> None:

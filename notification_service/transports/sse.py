@@ -28,8 +28,9 @@ from ..errors import ErrorKind
 from ..events import Event, validate_channel, validate_code
 from ..history import GAP_EVENT, event_sequence, gap_notice
 from ..hub import Hub, mask
-from ..identity import TOKEN_MISSING, JwtVerifier, bearer_token
+from ..identity import TOKEN_MISSING, JwtVerifier
 from ..registry import ConnectionInfo, ConnectionRegistry
+from ..tokens import presented_token
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ class SSETransport:
     # -- the route -------------------------------------------------------
     async def stream(self, request: web.Request) -> web.StreamResponse:
         """``GET /sse``: check who listens to what, then stream until either side closes."""
-        token = bearer_token(request)
+        token = presented_token(request)
         identity = self.verifier.verify(token) if token is not None else None
         channels = self._channels_for(request, identity)
         secret = request.query.get("secret")

@@ -18,8 +18,14 @@ from ..events import validate_code
 from ..hub import HUB_KEY
 from ..jsoncodec import JSONDecodeError, loads
 from ..tokens import require_token
-from .errors import (BODY_NOT_JSON, INVALID_NOTIFICATION, INVALID_SUBSCRIPTION, PAYLOAD_TOO_LARGE,
-                     SUBSCRIPTION_NOT_FOUND, SUBSCRIPTIONS_FULL)
+from .errors import (
+    BODY_NOT_JSON,
+    INVALID_NOTIFICATION,
+    INVALID_SUBSCRIPTION,
+    PAYLOAD_TOO_LARGE,
+    SUBSCRIPTION_NOT_FOUND,
+    SUBSCRIPTIONS_FULL,
+)
 from .pusher import NOTIFICATION_EVENT, make_options
 from .sender import PayloadTooLarge
 from .service import WEBPUSH_KEY
