@@ -1,4 +1,10 @@
-"""Fixtures shared by every test module (helpers live in tests/support.py)."""
+"""Fixtures shared by every test module (helpers live in tests/support.py).
+
+``serve`` is the one way a test starts a server: ``await serve(publish_token="t")``
+starts a real server on a free port with those settings and stops it after the
+test. ``server`` is ``await serve()`` with the overrides of an optional
+``@pytest.mark.server(...)`` marker on the test.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +13,34 @@ from typing import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
-from notification_service.config import Settings
-
-from .support import Page, RunningServer, connect_page, start_server, test_settings
+from .support import Page, RunningServer, Serve, connect_page, start_server, test_settings
 
 
 @pytest.fixture
-def settings(tmp_path) -> Settings:
-    return test_settings(tmp_path)
+async def serve(tmp_path) -> AsyncIterator[Serve]:
+    """Start real servers with settings overrides; every one is stopped after the test.
+
+    Each server gets its own data folder unless ``data_dir=`` is given (a test
+    restarting a server passes the first one's ``settings.data_dir``), and a free
+    port unless ``port=`` is given.
+    """
+    started: list[RunningServer] = []
+
+    async def start(**overrides) -> RunningServer:
+        overrides.setdefault("data_dir", tmp_path / f"server{len(started)}" / "data")
+        running = await start_server(test_settings(tmp_path, **overrides))
+        started.append(running)
+        return running
+
+    yield start
+    for running in reversed(started):
+        await running.stop()
 
 
 @pytest.fixture
-async def server(settings: Settings) -> AsyncIterator[RunningServer]:
-    running = await start_server(settings)
-    yield running
-    await running.stop()
+async def server(serve: Serve, request: pytest.FixtureRequest) -> RunningServer:
+    marker = request.node.get_closest_marker("server")
+    return await serve(**(marker.kwargs if marker else {}))
 
 
 @pytest.fixture

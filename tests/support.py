@@ -11,7 +11,7 @@ import os
 import shutil
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import pytest
 import socketio
@@ -59,26 +59,41 @@ test_settings.__test__ = False  # a factory, not a test, despite its name
 
 @dataclass
 class RunningServer:
+    """A server started by the ``serve`` fixture, in the test's own event loop."""
+
     app: web.Application
     runner: web.AppRunner
     url: str
+    settings: Settings
+    stopped: bool = False
 
     @property
     def hub(self) -> Hub:
         return self.app[HUB_KEY]
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rpartition(":")[2])
+
     async def stop(self) -> None:
-        await self.runner.cleanup()
+        """Shut down as the CLI does (idempotent: the fixture stops every server again)."""
+        if not self.stopped:
+            self.stopped = True
+            await self.runner.cleanup()
+
+
+Serve = Callable[..., Awaitable[RunningServer]]
 
 
 async def start_server(settings: Settings) -> RunningServer:
+    """Only the ``serve`` fixture calls this: tests ask the fixture, never start by hand."""
     app = create_app(settings)
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", settings.port)
     await site.start()
     port = runner.addresses[0][1]
-    return RunningServer(app, runner, f"http://127.0.0.1:{port}")
+    return RunningServer(app, runner, f"http://127.0.0.1:{port}", settings)
 
 
 @dataclass
