@@ -17,10 +17,9 @@ from typing import Protocol
 
 from aiohttp import web
 
-from .errors import ErrorKind
+from .errors import LISTEN_REFUSED
 from .tokens import secrets_equal
 
-LISTEN_REFUSED = ErrorKind(403, 40302)
 SPACE_SEPARATOR = "::"
 JWT_PREFIX = "jwt:"
 

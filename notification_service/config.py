@@ -1,237 +1,407 @@
-"""Settings from command-line flags and environment variables.
+"""Settings: the one table of what the server can be told, and how it is told.
 
-Every flag has an environment variable (``NOTIFY_`` + the long flag name in
-upper case, dashes as underscores: ``--data-dir`` -> ``NOTIFY_DATA_DIR``); a
-flag on the command line wins over the variable, the variable over the default.
+Each setting is declared once, as a field of :class:`Settings`: its type, its
+default, its flag, its help text and its checks. The argparse parser, the
+environment reader and the README's flag table all come from that declaration
+(``tests/test_tables.py`` checks the README). Every flag has an environment
+variable, ``NOTIFY_`` + the long flag in upper case with dashes as
+underscores (``--data-dir`` -> ``NOTIFY_DATA_DIR``); a flag on the command
+line wins over the variable, the variable over the default. A repeatable flag
+reads a comma-separated variable.
+
 Nothing here opens files or sockets: :func:`create_app` does that.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import ipaddress
 import os
-from dataclasses import dataclass, field
+import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from aiohttp import web
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ENV_PREFIX = "NOTIFY_"
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+MiB = 1024 * 1024
 
 
-@dataclass
-class Settings:
-    """Everything the server needs to start. Defaults suit one streamer's PC."""
+@dataclass(frozen=True)
+class Option:
+    """How one setting is spelled on the command line and in the environment.
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    loglevel: str = "INFO"
-    logfile: Path | None = PROJECT_ROOT / "log" / "notification_server.log"
-    web_root: Path = PROJECT_ROOT
-    data_dir: Path = Path("data")
-    history_size: int = 100
-    history_age: float = 600.0
-    history_bytes: int = 64 * 1024 * 1024
-    publish_token: str | None = None
-    admin_token: str | None = None
-    shutdown_timeout: float = 1.0
-    # Publishing (POST /emit, POST /broadcast, channels; see docs/publish.md).
-    secret: str | None = None
-    max_payload_bytes: int = 64 * 1024
-    max_channels_per_connection: int = 100
-    cors_origins: list[str] = field(default_factory=list)
-    # Web Push (notification_service/webpush)
-    vapid_subject: str | None = None
-    vapid_key: Path | None = None
-    webpush_allow: list[str] = field(default_factory=list)
-    webpush_allow_http: bool = False
-    webpush_concurrency: int = 64
-    webpush_timeout: float = 10.0
-    webpush_retries: int = 3
-    webpush_retry_base_delay: float = 1.0
-    webpush_max_retry_delay: float = 60.0
-    webpush_crypto_processes: int = 1
-    webpush_max_subscriptions: int = 100_000
-    jwt_secret: str | None = None
-    jwt_public_key: Path | None = None
-    jwt_leeway: float = 10.0
-    sse_ping_interval: float = 30.0
-    sse_queue_size: int = 256
-    sse_queue_bytes: int = 1 << 20
-    sse_retry_ms: int = 3000
+    :param flag: the long flag (``--data-dir``); the variable's name comes from it.
+    :param help: one sentence for ``-h`` and the README: what it does, when to change it.
+    :param short: a one-letter flag (``-p``), for the settings people type daily.
+    :param shown_default: the default as the README and ``-h`` show it, when the
+        value itself reads badly (``64 MiB``, ``off``).
+    :param choices: the only values accepted (compared after ``normalise``).
+    :param normalise: applied to the text before parsing (``str.upper`` for log levels).
+    :param minimum: the smallest number accepted; :param maximum: the largest.
+    :param check: called with the parsed value; raises ValueError with a sentence
+        that says what to fix.
+    :param metavar: the value's name in ``-h``.
+    """
+
+    flag: str
+    help: str
+    short: str | None = None
+    shown_default: str | None = None
+    choices: tuple[str, ...] | None = None
+    normalise: Callable[[str], str] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    check: Callable[[Any], Any] | None = None
+    metavar: str | None = None
+
+    @property
+    def env(self) -> str:
+        return env_name(self.flag)
+
+
+def setting(default: Any, flag: str, help: str, **option: Any) -> Any:
+    """Declare one setting: a dataclass field that carries its :class:`Option`."""
+    metadata = {"option": Option(flag, help, **option)}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").replace("-", "_").upper()
 
 
-def add_option(parser: argparse.ArgumentParser | Any, *flags: str, **kwargs: Any) -> None:
-    """Add a flag whose default comes from its environment variable.
+def _check_vapid_subject(subject: str | None) -> str | None:
+    if subject is None:
+        return None
+    from .webpush.keys import validate_subject
+    return validate_subject(subject)
 
-    The variable's name is appended to the help text so ``-h`` documents it.
-    ``action="append"`` options read a comma-separated variable.
+
+def _check_file_exists(what: str) -> Callable[[Path | None], Path | None]:
+    def check(path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"{path}: no such file ({what})")
+        return path
+    return check
+
+
+@dataclass
+class Settings:
+    """Everything the server needs to start. Defaults suit one streamer's PC."""
+
+    # -- the server ------------------------------------------------------
+    host: str = setting(
+        "127.0.0.1", "--host", "Address to listen on; 0.0.0.0 accepts other machines.",
+        short="-H")
+    port: int = setting(
+        8080, "--port", "Port to listen on; 0 takes any free port.", short="-p",
+        minimum=0, maximum=65535)
+    loglevel: str = setting(
+        "INFO", "--loglevel", "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
+        short="-l", choices=LOG_LEVELS, normalise=str.upper)
+    logfile: Path | None = setting(
+        PROJECT_ROOT / "log" / "notification_server.log", "--logfile",
+        "Log file, rotated at 5 MB with 5 kept; an empty value logs to the console only.",
+        short="-f", shown_default="log/notification_server.log")
+    web_root: Path = setting(
+        PROJECT_ROOT, "--web-root", "Folder holding sources/ and static/.",
+        shown_default="the project folder")
+    data_dir: Path = setting(
+        Path("data"), "--data-dir", "Folder for keys and databases, created on start.",
+        shown_default="./data")
+    shutdown_timeout: float = setting(
+        1.0, "--shutdown-timeout",
+        "Seconds open requests get to finish when the server stops.", minimum=0)
+    # -- history, for clients that resume ---------------------------------
+    history_size: int = setting(
+        100, "--history-size", "Events kept per channel for clients that resume.", minimum=0)
+    history_age: float = setting(
+        600.0, "--history-age", "Seconds an event is kept for clients that resume.", minimum=0)
+    history_bytes: int = setting(
+        64 * MiB, "--history-bytes", "Event data kept across all channels, in bytes.",
+        shown_default="64 MiB", minimum=0)
+    # -- who may publish and administer -------------------------------------
+    publish_token: str | None = setting(
+        None, "--publish-token",
+        "Token every publisher must send (Authorization: Bearer, or &token= on trigger "
+        "URLs); set it whenever other machines can reach the server.", shown_default="off")
+    admin_token: str | None = setting(
+        None, "--admin-token", "Token for admin routes (Authorization: Bearer).",
+        shown_default="off")
+    secret: str | None = setting(
+        None, "--secret",
+        "Secret that enables POST /emit (ws-emit's --secret), sent as \"secret\" in the "
+        "JSON body or as Authorization: Bearer.", shown_default="off")
+    # -- publishing and listening limits ------------------------------------
+    max_payload_bytes: int = setting(
+        64 * 1024, "--max-payload-bytes",
+        "Largest event data /emit and /broadcast accept, in bytes (413 above).", minimum=0)
+    max_channels_per_connection: int = setting(
+        100, "--max-channels-per-connection",
+        "Channels one socket.io connection may listen on; more are refused in the "
+        "acknowledgement.", minimum=1)
+    cors_origins: list[str] = setting(
+        [], "--cors-origin",
+        "Origin (scheme://host:port) whose pages may use socket.io and the HTTP API; "
+        "repeatable, '*' for any.", shown_default="same origin only", metavar="ORIGIN")
+    # -- Web Push ----------------------------------------------------------
+    vapid_subject: str | None = setting(
+        None, "--vapid-subject",
+        "Contact push services may use: mailto:you@example.com or https://your.site "
+        "(checked strictly: Apple rejects malformed ones).",
+        shown_default="mailto:webpush@example.com, with a warning", check=_check_vapid_subject)
+    vapid_key: Path | None = setting(
+        None, "--vapid-key", "VAPID private key file (PEM); it must exist.",
+        shown_default="<data dir>/vapid_private.pem, generated on first start", metavar="PEM")
+    webpush_allow: list[str] = setting(
+        [], "--webpush-allow",
+        "Also accept subscription endpoints on HOST (.example.com for subdomains); "
+        "repeatable. Google, Mozilla, Apple and Microsoft are always allowed.",
+        shown_default="none", metavar="HOST")
+    webpush_allow_http: bool = setting(
+        False, "--webpush-allow-http",
+        "Accept plain http:// endpoints on allowed hosts (local testing only).")
+    webpush_concurrency: int = setting(
+        64, "--webpush-concurrency", "Pushes in flight at once.", minimum=1)
+    webpush_timeout: float = setting(
+        10.0, "--webpush-timeout", "Seconds one push request may take.", minimum=0.1)
+    webpush_retries: int = setting(
+        3, "--webpush-retries", "Retries of a push answered 429 or 503.", minimum=0)
+    webpush_retry_base_delay: float = setting(
+        1.0, "--webpush-retry-base-delay",
+        "Seconds before the first retry of a push; each next retry waits twice as long.",
+        minimum=0)
+    webpush_max_retry_delay: float = setting(
+        60.0, "--webpush-max-retry-delay",
+        "Longest wait before a retry; a longer Retry-After fails the push.", minimum=0)
+    webpush_crypto_processes: int = setting(
+        1, "--webpush-crypto-processes",
+        "Worker processes that encrypt fan-outs of 256 subscriptions or more, started on "
+        "first use; 0 encrypts in the server process.", minimum=0)
+    webpush_max_subscriptions: int = setting(
+        100_000, "--webpush-max-subscriptions",
+        "Subscriptions this server stores at most (subscribing needs no token, so this "
+        "bounds the database).", minimum=0)
+    # -- JWT listeners and SSE -----------------------------------------------
+    jwt_secret: str | None = setting(
+        None, "--jwt-secret",
+        "HS256 secret that verifies listeners' JWTs (SSE, socket.io auth.token, "
+        "/connections); the seed's JWT_SECRET. Use 32+ random bytes.", shown_default="off")
+    jwt_public_key: Path | None = setting(
+        None, "--jwt-public-key",
+        "PEM public key file that verifies JWTs: an RSA key accepts RS256, an EC P-256 "
+        "key ES256.", shown_default="off", metavar="PEM",
+        check=_check_file_exists("give the PEM public key that verifies your issuer's "
+                                 "RS256/ES256 tokens"))
+    jwt_leeway: float = setting(
+        10.0, "--jwt-leeway", "Seconds of clock skew tolerated on a JWT's exp and iat.",
+        minimum=0)
+    sse_ping_interval: float = setting(
+        30.0, "--sse-ping-interval", "Seconds between ping events on SSE streams.",
+        minimum=0.1)
+    sse_queue_size: int = setting(
+        256, "--sse-queue-size",
+        "Events an SSE stream may have waiting before its client is cut off as too slow.",
+        minimum=1)
+    sse_queue_bytes: int = setting(
+        MiB, "--sse-queue-bytes",
+        "Bytes an SSE stream may have waiting before its client is cut off as too slow.",
+        shown_default="1 MiB", minimum=1)
+    sse_retry_ms: int = setting(
+        3000, "--sse-retry",
+        "Milliseconds browsers wait before reconnecting a dropped SSE stream (the retry: "
+        "hint).", minimum=0)
+
+
+# -- the table, read three ways: argparse, the environment, the README --------
+
+@dataclass(frozen=True)
+class Declared:
+    """One row of the settings table: the field, its type and its option."""
+
+    name: str
+    kind: Any
+    default: Any
+    option: Option
+
+    @property
+    def optional(self) -> bool:
+        return type(None) in typing.get_args(self.kind)
+
+    @property
+    def base(self) -> Any:
+        """The type without ``| None``: str, int, float, bool, Path or list[str]."""
+        arguments = [a for a in typing.get_args(self.kind) if a is not type(None)]
+        if typing.get_origin(self.kind) is list:
+            return list
+        return arguments[0] if self.optional else self.kind
+
+    @property
+    def repeatable(self) -> bool:
+        return self.base is list
+
+    @property
+    def switch(self) -> bool:
+        return self.base is bool
+
+    def parse(self, text: str) -> Any:
+        """The value ``text`` stands for; ValueError with a sentence if it is none."""
+        option = self.option
+        if self.switch:
+            word = text.strip().lower()
+            if word in TRUE_WORDS:
+                return True
+            if word in FALSE_WORDS:
+                return False
+            raise ValueError(f"{text!r} is not a yes/no value (use 1 or 0)")
+        if self.repeatable:
+            return [item.strip() for item in text.split(",") if item.strip()]
+        if option.normalise is not None:
+            text = option.normalise(text)
+        if self.optional and text == "":
+            return None
+        if option.choices is not None and text not in option.choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(option.choices)}")
+        if self.base in (int, float):
+            try:
+                number = self.base(text)
+            except ValueError:
+                kind = "a whole number" if self.base is int else "a number"
+                raise ValueError(f"{text!r} is not {kind}") from None
+            if option.minimum is not None and number < option.minimum:
+                raise ValueError(f"{number} is below the smallest allowed value, "
+                                 f"{option.minimum:g}")
+            if option.maximum is not None and number > option.maximum:
+                raise ValueError(f"{number} is above the largest allowed value, "
+                                 f"{option.maximum:g}")
+            return number
+        if self.base is Path:
+            return Path(text)
+        return text
+
+    def finish(self, value: Any) -> Any:
+        """Run the option's own check on a parsed (or default) value."""
+        if self.option.check is not None:
+            return self.option.check(value)
+        return value
+
+    @property
+    def shown_default(self) -> str:
+        option = self.option
+        if option.shown_default is not None:
+            return option.shown_default
+        if self.switch:
+            return "off"
+        if isinstance(self.default, float) and self.default.is_integer():
+            return str(int(self.default))
+        return str(self.default)
+
+
+def declared_settings(names: Iterable[str] | None = None) -> list[Declared]:
+    """The settings table in declaration order (only ``names``, if given)."""
+    hints = typing.get_type_hints(Settings)
+    wanted = set(names) if names is not None else None
+    rows = []
+    for item in dataclasses.fields(Settings):
+        if wanted is not None and item.name not in wanted:
+            continue
+        default = (item.default_factory() if item.default_factory is not dataclasses.MISSING
+                   else item.default)
+        rows.append(Declared(item.name, hints[item.name], default, item.metadata["option"]))
+    return rows
+
+
+def add_options(parser: argparse.ArgumentParser, rows: Iterable[Declared]) -> None:
+    """Add each row's flag to ``parser``; its default comes from its variable, if set.
+
+    A value from the environment is parsed and checked like one from the command
+    line, and a bad one names the variable.
     """
-    long_flag = next(f for f in flags if f.startswith("--"))
-    variable = env_name(long_flag)
-    raw = os.environ.get(variable)
-    if raw is not None:
-        if kwargs.get("action") == "append":
-            kwargs["default"] = [item.strip() for item in raw.split(",") if item.strip()]
-        elif kwargs.get("action") == "store_true":
-            kwargs["default"] = raw.strip().lower() in ("1", "true", "yes", "on")
+    for row in rows:
+        option = row.option
+        flags = [option.short, option.flag] if option.short else [option.flag]
+        default = row.default
+        raw = os.environ.get(option.env)
+        if raw is not None:
+            try:
+                default = row.parse(raw)
+            except ValueError as error:
+                parser.error(f"{option.env}={raw!r}: {error}")
+        help_text = f"{option.help} Default: {row.shown_default}. [env: {option.env}]".replace("%", "%%")
+        kwargs: dict[str, Any] = {"dest": row.name, "default": default, "help": help_text}
+        if row.switch:
+            kwargs["action"] = argparse.BooleanOptionalAction
         else:
-            kwargs["default"] = raw
-    help_text = kwargs.get("help", "")
-    kwargs["help"] = f"{help_text} [env: {variable}]".strip()
-    parser.add_argument(*flags, **kwargs)
+            kwargs["type"] = _argparse_type(row)
+            kwargs["metavar"] = option.metavar or row.name.upper()
+            if row.repeatable:
+                kwargs["action"] = _ExtendFromDefault
+        parser.add_argument(*flags, **kwargs)
+
+
+def _argparse_type(row: Declared) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        if row.repeatable:  # one value per flag on the command line; commas only in variables
+            return text.strip()
+        try:
+            return row.parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    convert.__name__ = row.option.flag  # argparse names it in "invalid ... value"
+    return convert
+
+
+class _ExtendFromDefault(argparse.Action):
+    """A repeatable flag: values given on the command line replace the variable's list."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        seen = f"_{self.dest}_given"
+        current = getattr(namespace, self.dest) if getattr(namespace, seen, False) else []
+        setattr(namespace, seen, True)
+        setattr(namespace, self.dest, [*current, values])
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="notification_server.py",
         description="Browser Notification Service: real-time events to web pages "
-                    "(socket.io, SSE) and Web Push to browsers.",
-    )
-    defaults = Settings()
-    add_option(parser, "-H", "--host", default=defaults.host,
-               help="Address to listen on. Use 0.0.0.0 to accept other machines.")
-    add_option(parser, "-p", "--port", type=int, default=defaults.port,
-               help="Listener port number. Default is 8080.")
-    add_option(parser, "-l", "--loglevel", type=str.upper, choices=LOG_LEVELS,
-               default=defaults.loglevel, help="Log level. INFO is the default.")
-    add_option(parser, "-f", "--logfile", default=str(defaults.logfile),
-               help="Log file, rotated by size; an empty value logs to the console only.")
-    add_option(parser, "--web-root", default=str(defaults.web_root),
-               help="Folder holding sources/ and static/. Default: the project folder.")
-    add_option(parser, "--data-dir", default=str(defaults.data_dir),
-               help="Folder for keys and databases, created on start. Default: ./data")
-    add_option(parser, "--history-size", type=int, default=defaults.history_size,
-               help="Events kept per channel for clients that reconnect. Default: 100.")
-    add_option(parser, "--history-age", type=float, default=defaults.history_age,
-               help="Seconds an event is kept for clients that reconnect. Default: 600.")
-    add_option(parser, "--history-bytes", type=int, default=defaults.history_bytes,
-               help="Event data kept across all channels, in bytes. Default: 64 MiB.")
-    add_option(parser, "--publish-token", default=None,
-               help="Token every publisher must send (Authorization: Bearer, or &token= "
-                    "on trigger URLs). Off by default; set it when binding to a public address.")
-    add_option(parser, "--admin-token", default=None,
-               help="Token for admin routes (Authorization: Bearer).")
-    add_option(parser, "--secret", default=None,
-               help="Secret that enables POST /emit (ws-emit's --secret): sent as \"secret\" "
-                    "in the JSON body or as Authorization: Bearer. Off by default.")
-    add_option(parser, "--max-payload-bytes", type=int, default=defaults.max_payload_bytes,
-               help="Largest event data /emit and /broadcast accept, in bytes (413 above). "
-                    "Default: 65536.")
-    add_option(parser, "--max-channels-per-connection", type=int,
-               default=defaults.max_channels_per_connection,
-               help="Channels one socket.io connection may listen on; more are refused in "
-                    "the acknowledgement. Default: 100.")
-    add_option(parser, "--cors-origin", action="append", dest="cors_origins", default=None,
-               help="Origin (scheme://host:port) whose pages may use socket.io and the HTTP "
-                    "API; repeat for more, '*' for any. Default: same origin only.")
-    add_webpush_options(parser, defaults)
-    add_option(parser, "--jwt-secret", default=None,
-               help="HS256 secret that verifies listeners' JWTs (SSE, socket.io auth.token, "
-                    "/connections); the seed's JWT_SECRET. Use 32+ random bytes.")
-    add_option(parser, "--jwt-public-key", default=None,
-               help="PEM public key file that verifies JWTs: an RSA key accepts RS256, "
-                    "an EC P-256 key ES256.")
-    add_option(parser, "--jwt-leeway", type=float, default=defaults.jwt_leeway,
-               help="Seconds of clock skew tolerated on a JWT's exp and iat. Default: 10.")
-    add_option(parser, "--sse-ping-interval", type=float, default=defaults.sse_ping_interval,
-               help="Seconds between ping events on SSE streams. Default: 30.")
-    add_option(parser, "--sse-queue-size", type=int, default=defaults.sse_queue_size,
-               help="Events an SSE stream may have waiting before its client is cut off "
-                    "as too slow. Default: 256.")
-    add_option(parser, "--sse-queue-bytes", type=int, default=defaults.sse_queue_bytes,
-               help="Bytes an SSE stream may have waiting before its client is cut off "
-                    "as too slow. Default: 1048576 (1 MiB).")
-    add_option(parser, "--sse-retry", type=int, default=defaults.sse_retry_ms,
-               help="Milliseconds browsers wait before reconnecting a dropped SSE stream "
-                    "(the retry: hint). Default: 3000.")
+                    "(socket.io, SSE) and Web Push to browsers.")
+    add_options(parser, declared_settings())
     return parser
 
 
-def add_webpush_options(parser: argparse.ArgumentParser, defaults: Settings) -> None:
-    add_option(parser, "--vapid-subject", default=None,
-               help="Contact push services may use: mailto:you@example.com or https://your.site "
-                    "(checked strictly: Apple rejects malformed ones).")
-    add_vapid_key_option(parser)
-    add_option(parser, "--webpush-allow", action="append", default=[], metavar="HOST",
-               help="Also accept subscription endpoints on HOST (.example.com for subdomains); "
-                    "repeatable. Google, Mozilla, Apple and Microsoft are always allowed.")
-    add_option(parser, "--webpush-allow-http", action="store_true", default=False,
-               help="Accept plain http:// endpoints on allowed hosts (local testing only).")
-    add_option(parser, "--webpush-concurrency", type=int, default=defaults.webpush_concurrency,
-               help="Pushes in flight at once. Default: 64.")
-    add_option(parser, "--webpush-timeout", type=float, default=defaults.webpush_timeout,
-               help="Seconds one push request may take. Default: 10.")
-    add_option(parser, "--webpush-retries", type=int, default=defaults.webpush_retries,
-               help="Retries of a push answered 429/503. Default: 3.")
-    add_option(parser, "--webpush-max-retry-delay", type=float,
-               default=defaults.webpush_max_retry_delay,
-               help="Longest wait before a retry; a longer Retry-After fails the push. Default: 60.")
-    add_option(parser, "--webpush-crypto-processes", type=int,
-               default=defaults.webpush_crypto_processes,
-               help="Worker processes that encrypt fan-outs of 256 subscriptions or more, "
-                    "started on first use; 0 encrypts in the server process. Default: 1.")
-    add_option(parser, "--webpush-max-subscriptions", type=int,
-               default=defaults.webpush_max_subscriptions,
-               help="Subscriptions this server stores at most (subscribing needs no token, so "
-                    "this bounds the database). Default: 100000.")
-
-
-def add_vapid_key_option(parser: argparse.ArgumentParser) -> None:
-    add_option(parser, "--vapid-key", default=None, metavar="PEM",
-               help="VAPID private key file (PEM). It must exist. Default: "
-                    "<data dir>/vapid_private.pem, generated on first start.")
-
-
 def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
+    """Settings from the command line and the environment; exits 2 with a sentence if wrong."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.loglevel not in LOG_LEVELS:  # argparse checks choices on the command line only
-        parser.error(f"log level {args.loglevel!r} is not one of {', '.join(LOG_LEVELS)}")
-    if args.jwt_public_key and not Path(args.jwt_public_key).is_file():
-        parser.error(f"--jwt-public-key {args.jwt_public_key}: no such file (give the PEM "
-                     f"public key that verifies your issuer's RS256/ES256 tokens)")
-    return Settings(
-        host=args.host,
-        port=int(args.port),
-        loglevel=args.loglevel,
-        logfile=Path(args.logfile) if args.logfile else None,
-        web_root=Path(args.web_root),
-        data_dir=Path(args.data_dir),
-        history_size=int(args.history_size),
-        history_age=float(args.history_age),
-        history_bytes=int(args.history_bytes),
-        publish_token=args.publish_token or None,
-        admin_token=args.admin_token or None,
-        secret=args.secret or None,
-        max_payload_bytes=int(args.max_payload_bytes),
-        max_channels_per_connection=int(args.max_channels_per_connection),
-        cors_origins=list(args.cors_origins or []),
-        vapid_subject=_vapid_subject(parser, args.vapid_subject),
-        vapid_key=Path(args.vapid_key) if args.vapid_key else None,
-        webpush_allow=list(args.webpush_allow),
-        webpush_allow_http=bool(args.webpush_allow_http),
-        webpush_concurrency=int(args.webpush_concurrency),
-        webpush_timeout=float(args.webpush_timeout),
-        webpush_retries=int(args.webpush_retries),
-        webpush_max_retry_delay=float(args.webpush_max_retry_delay),
-        webpush_crypto_processes=int(args.webpush_crypto_processes),
-        webpush_max_subscriptions=int(args.webpush_max_subscriptions),
-        jwt_secret=args.jwt_secret or None,
-        jwt_public_key=Path(args.jwt_public_key) if args.jwt_public_key else None,
-        jwt_leeway=float(args.jwt_leeway),
-        sse_ping_interval=float(args.sse_ping_interval),
-        sse_queue_size=int(args.sse_queue_size),
-        sse_queue_bytes=int(args.sse_queue_bytes),
-        sse_retry_ms=int(args.sse_retry),
-    )
+    arguments = parser.parse_args(argv)
+    values: dict[str, Any] = {}
+    for row in declared_settings():
+        try:
+            values[row.name] = row.finish(getattr(arguments, row.name))
+        except ValueError as error:
+            parser.error(f"{row.option.flag}: {error}")
+    return Settings(**values)
+
+
+def markdown_table() -> str:
+    """The README's flag table, made from the declarations."""
+    lines = ["| flag | environment variable | default | meaning |",
+             "| --- | --- | --- | --- |"]
+    for row in declared_settings():
+        option = row.option
+        flags = f"`{option.short}`, `{option.flag}`" if option.short else f"`{option.flag}`"
+        env = f"`{option.env}`" + (" (comma-separated)" if row.repeatable else "")
+        lines.append(f"| {flags} | {env} | {row.shown_default} | {option.help} |")
+    return "\n".join(lines)
 
 
 def startup_warnings(settings: Settings) -> list[str]:
@@ -253,16 +423,6 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a host name or "" (all interfaces): assume reachable
-
-
-def _vapid_subject(parser: argparse.ArgumentParser, subject: str | None) -> str | None:
-    if not subject:
-        return None
-    from .webpush.keys import validate_subject
-    try:
-        return validate_subject(subject)
-    except ValueError as error:
-        parser.error(str(error))
 
 
 SETTINGS_KEY = web.AppKey("settings", Settings)

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .errors import ErrorKind, Handler, json_error
+from .errors import ORIGIN_REFUSED, Handler, json_error
 
-ORIGIN_REFUSED = ErrorKind(403, 40343)
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
 DEFAULT_ALLOWED_HEADERS = "Authorization, Content-Type, Last-Event-ID"
 PREFLIGHT_MAX_AGE = "600"

@@ -1,9 +1,12 @@
-"""Typed errors a client can cause, and the one place that writes them as responses.
+"""The one table of errors a client can cause, and the one place that writes them as responses.
 
-Every handler raises an :class:`ApiError` (or lets aiohttp raise its own HTTP
-errors); :func:`error_middleware` turns it into JSON ``{"error", "code", "http"}``.
-Codes are stable: clients, bots and docs rely on them, so a code is never reused
-for another meaning. This module must never leak a traceback to a client.
+Every kind is declared here (ntfy's ``errors.go`` is the model): HTTP status,
+stable code, and what it means; the README's error table is made from this
+list and checked by a test. Every handler raises an :class:`ApiError` (or lets
+aiohttp raise its own HTTP errors); :func:`error_middleware` turns it into JSON
+``{"error", "code", "http"}``. Codes are stable: clients, bots and docs rely on
+them, so a code is never reused for another meaning. This module must never
+leak a traceback to a client.
 """
 
 from __future__ import annotations
@@ -32,25 +35,102 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class ErrorKind:
-    """One stable error code; call it with a message to get the exception to raise."""
+    """One row of the error table: call it with a message to get the exception to raise.
+
+    ``meaning`` is the README's one-line description of the kind; the message
+    given at raise time says what went wrong this time and how to fix it.
+    """
 
     http: int
     code: int
+    meaning: str
 
     def __call__(self, message: str) -> ApiError:
         return ApiError(self.http, self.code, message)
 
 
-# 400: the request line or query string is wrong.
-MISSING_PARAMETER = ErrorKind(400, 40001)
-INVALID_CODE = ErrorKind(400, 40002)
-INVALID_EVENT_NAME = ErrorKind(400, 40003)
-INVALID_PARAMETER = ErrorKind(400, 40004)
-# 404/405: nothing there.
-NOT_FOUND = ErrorKind(404, 40401)
-METHOD_NOT_ALLOWED = ErrorKind(405, 40501)
-# 5xx: our fault; the message never carries internals.
-INTERNAL = ErrorKind(500, 50001)
+ERRORS: list[ErrorKind] = []
+"""Every kind below, in the order of the README's table (``tests/test_tables.py``)."""
+
+
+def _kind(http: int, code: int, meaning: str) -> ErrorKind:
+    kind = ErrorKind(http, code, meaning)
+    ERRORS.append(kind)
+    return kind
+
+
+# Codes are the HTTP status followed by two digits; the digits group the
+# features: 01-09 requests and tokens, 20-39 Web Push, 40-59 publishing and
+# channels, 60-69 JWT, SSE and connections.
+
+# -- 400: the request line or query string is wrong -----------------------
+MISSING_PARAMETER = _kind(400, 40001, "a required query parameter is missing")
+INVALID_CODE = _kind(400, 40002, "the code is not valid (characters or length)")
+INVALID_EVENT_NAME = _kind(400, 40003, "the event name is not valid (control characters, over "
+                                       "128 characters, or a name socket.io reserves)")
+INVALID_PARAMETER = _kind(400, 40004, "a query parameter has a bad value (`wait`, "
+                                      "`idempotency_key`)")
+INVALID_SUBSCRIPTION = _kind(400, 40020, "Web Push: the subscription is not "
+                                         "`PushSubscription.toJSON()`, or a bad id/group/channels")
+INVALID_NOTIFICATION = _kind(400, 40021, "Web Push notify: not exactly one target, no message, "
+                                         "or a bad ttl/urgency/topic")
+SSE_TOO_MANY_CHANNELS = _kind(400, 40060, "SSE: more than 32 channels on one stream")
+SSE_INVALID_CHANNEL = _kind(400, 40061, "SSE: a `channel` parameter is not a valid channel name")
+# -- 401: a token is missing or not one this server accepts ---------------
+UNAUTHORIZED = _kind(401, 40101, "this server requires a token and none was sent")
+TOKEN_MISSING = _kind(401, 40160, "JWT: no token (and nothing else to listen to)")
+TOKEN_MALFORMED = _kind(401, 40161, "JWT: malformed token")
+TOKEN_ALG_NONE = _kind(401, 40162, "JWT: `alg: none` is never accepted")
+TOKEN_ALG_NOT_ALLOWED = _kind(401, 40163, "JWT: algorithm not accepted by this server")
+TOKEN_BAD_SIGNATURE = _kind(401, 40164, "JWT: bad signature")
+TOKEN_EXPIRED = _kind(401, 40165, "JWT: expired")
+TOKEN_BAD_CLAIMS = _kind(401, 40166, "JWT: missing or invalid claims (`sub`, `iss`, `iat`, "
+                                     "`exp`)")
+# The server was started without any JWT key: no token can be accepted. A 401,
+# not a 5xx: the server works, it just accepts no JWT (monitors alert on 5xx).
+JWT_NOT_CONFIGURED = _kind(401, 40167, "JWT: this server has no JWT key configured")
+# -- 403: known, but not allowed --------------------------------------------
+FORBIDDEN = _kind(403, 40301, "the token is wrong")
+LISTEN_REFUSED = _kind(403, 40302, "listening on this channel is refused (private space secret, "
+                                   "JWT channel)")
+ENDPOINT_NOT_ALLOWED = _kind(403, 40320, "Web Push: the endpoint is not an allowed push service")
+EMIT_FORBIDDEN = _kind(403, 40340, "`POST /emit`: the secret is missing or wrong")
+EMIT_DISABLED = _kind(403, 40341, "`POST /emit` is off: start with `--secret`")
+ADMIN_DISABLED = _kind(403, 40342, "admin routes are off: start with `--admin-token`")
+ORIGIN_REFUSED = _kind(403, 40343, "CORS preflight from an origin not in `--cors-origin`")
+CONNECTIONS_FORBIDDEN = _kind(403, 40360, "connections of another application")
+# -- 404/405: nothing there ---------------------------------------------------
+NOT_FOUND = _kind(404, 40401, "nothing at this path")
+SUBSCRIPTION_NOT_FOUND = _kind(404, 40420, "Web Push: no subscription with this endpoint")
+METHOD_NOT_ALLOWED = _kind(405, 40501, "method not allowed on this path (the `Allow` header "
+                                       "lists the right ones)")
+# -- 413: too large -------------------------------------------------------------
+WEBPUSH_PAYLOAD_TOO_LARGE = _kind(413, 41320, "Web Push: the message is over 3,993 bytes")
+PAYLOAD_TOO_LARGE = _kind(413, 41340, "the event data is larger than `--max-payload-bytes`")
+# -- 422: well-formed, but not something we can deliver ---------------------
+WEBPUSH_BODY_NOT_JSON = _kind(422, 42220, "Web Push: the body is not a JSON object")
+# A channel named in a JSON body or a URL path the client chose: the request was
+# well-formed, the name is not one we can deliver to.
+INVALID_CHANNEL = _kind(422, 42240, "the channel name is not valid")
+INVALID_JSON = _kind(422, 42241, "the body is not JSON (the message says where parsing stopped)")
+BAD_EVENT_NAME = _kind(422, 42242, "the event name in a JSON route is not valid")
+INVALID_FIELD = _kind(422, 42243, "a field of the JSON body is missing or has the wrong type")
+INVALID_SPACE_SECRET = _kind(422, 42244, "a space secret is not valid")
+TOO_MANY_CHANNELS = _kind(422, 42245, "(acknowledgement) this connection listens on too many "
+                                      "channels")
+# -- 5xx: our fault, or a component that is down; the message never carries internals
+INTERNAL = _kind(500, 50001, "the server failed; the details are in its log, never in the "
+                             "answer")
+COMPONENT_FAILING = _kind(503, 50361, "`/health`: a component is failing (named in the answer)")
+SUBSCRIPTIONS_FULL = _kind(507, 50720, "Web Push: the server already stores "
+                                       "`--webpush-max-subscriptions` subscriptions")
+
+
+def markdown_table() -> str:
+    """The README's error table, made from :data:`ERRORS`."""
+    lines = ["| code | http | meaning |", "| --- | --- | --- |"]
+    lines += [f"| {kind.code} | {kind.http} | {kind.meaning} |" for kind in ERRORS]
+    return "\n".join(lines)
 
 
 def json_error(error: ApiError) -> web.Response:

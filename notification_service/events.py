@@ -11,11 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import INVALID_CODE, INVALID_EVENT_NAME, ErrorKind
-
-# A channel named in a JSON body or a URL path the client chose: 422 (the
-# request was well-formed, the name is not one we can deliver to).
-INVALID_CHANNEL = ErrorKind(422, 42240)
+from .errors import INVALID_CHANNEL, INVALID_CODE, INVALID_EVENT_NAME, ErrorKind
 
 CODE_MAX_LENGTH = 128
 EVENT_NAME_MAX_LENGTH = 128

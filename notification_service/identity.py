@@ -24,22 +24,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from .access import Identity
-from .errors import ApiError, ErrorKind
+from .errors import (JWT_NOT_CONFIGURED, TOKEN_ALG_NONE, TOKEN_ALG_NOT_ALLOWED, TOKEN_BAD_CLAIMS,
+                     TOKEN_BAD_SIGNATURE, TOKEN_EXPIRED, TOKEN_MALFORMED, ApiError)
 from .events import validate_channel
 
 log = logging.getLogger(__name__)
 
-# 401: the token is missing or is not one this server accepts (n 60-69).
-TOKEN_MISSING = ErrorKind(401, 40160)
-TOKEN_MALFORMED = ErrorKind(401, 40161)
-TOKEN_ALG_NONE = ErrorKind(401, 40162)
-TOKEN_ALG_NOT_ALLOWED = ErrorKind(401, 40163)
-TOKEN_BAD_SIGNATURE = ErrorKind(401, 40164)
-TOKEN_EXPIRED = ErrorKind(401, 40165)
-TOKEN_BAD_CLAIMS = ErrorKind(401, 40166)
-# The server was started without any JWT key: no token can be accepted. A 401,
-# not a 5xx: the server works, it just accepts no JWT (monitors alert on 5xx).
-JWT_NOT_CONFIGURED = ErrorKind(401, 40167)
 
 REQUIRED_CLAIMS = ("sub", "iss", "iat", "exp")
 DEFAULT_LEEWAY_SECONDS = 10.0

@@ -18,11 +18,10 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from . import jsoncodec
-from .errors import ErrorKind
+from .errors import COMPONENT_FAILING
 
 log = logging.getLogger(__name__)
 
-COMPONENT_FAILING = ErrorKind(503, 50361)
 CHECK_TIMEOUT_SECONDS = 2.0
 
 HealthCheck = Callable[[], Awaitable[object]]  # what it returns is ignored

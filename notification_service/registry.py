@@ -21,11 +21,10 @@ from aiohttp import web
 from . import jsoncodec
 from .access import Identity
 from .config import SETTINGS_KEY
-from .errors import ErrorKind
-from .identity import JWT_VERIFIER_KEY, TOKEN_MISSING
+from .errors import CONNECTIONS_FORBIDDEN, TOKEN_MISSING
+from .identity import JWT_VERIFIER_KEY
 from .tokens import presented_token, secrets_equal
 
-CONNECTIONS_FORBIDDEN = ErrorKind(403, 40360)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from typing import Protocol
 from aiohttp import web
 
 from .config import SETTINGS_KEY, env_name
-from .errors import ErrorKind
+from .errors import ADMIN_DISABLED, INVALID_SPACE_SECRET
 from .events import validate_space
 from .producers.body import parse_json, read_body
 from .tokens import require_token
@@ -154,8 +154,6 @@ class SpaceSecrets:
 
 # -- admin routes: PUT/DELETE /admin/spaces/{space} ------------------------
 
-ADMIN_DISABLED = ErrorKind(403, 40342)
-INVALID_SPACE_SECRET = ErrorKind(422, 42244)
 SECRET_MAX_LENGTH = 1024
 DATABASE_NAME = "spaces.sqlite3"
 SPACES_KEY = web.AppKey("space_secrets", SpaceSecrets)

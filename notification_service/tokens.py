@@ -11,10 +11,7 @@ import hmac
 
 from aiohttp import web
 
-from .errors import ErrorKind
-
-UNAUTHORIZED = ErrorKind(401, 40101)
-FORBIDDEN = ErrorKind(403, 40301)
+from .errors import FORBIDDEN, UNAUTHORIZED
 
 
 def secrets_equal(given: str | None, expected: str) -> bool:

@@ -13,11 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import jsoncodec
-from ..errors import ErrorKind
-
-PAYLOAD_TOO_LARGE = ErrorKind(413, 41340)
-INVALID_JSON = ErrorKind(422, 42241)
-INVALID_FIELD = ErrorKind(422, 42243)
+from ..errors import INVALID_JSON, PAYLOAD_TOO_LARGE
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 

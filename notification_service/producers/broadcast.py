@@ -13,11 +13,11 @@ from aiohttp import web
 
 from .. import jsoncodec
 from ..config import SETTINGS_KEY
+from ..errors import BAD_EVENT_NAME
 from ..events import validate_channel, validate_event_name
 from ..hub import HUB_KEY
 from ..tokens import require_token
 from .body import parse_json, query_flag, read_body
-from .emit import BAD_EVENT_NAME
 from .options import idempotency_key, wait_ms
 
 

@@ -16,16 +16,13 @@ from aiohttp import web
 
 from .. import jsoncodec
 from ..config import SETTINGS_KEY, Settings, env_name
-from ..errors import ErrorKind
+from ..errors import BAD_EVENT_NAME, EMIT_DISABLED, EMIT_FORBIDDEN, INVALID_FIELD
 from ..events import validate_channel, validate_event_name
 from ..hub import HUB_KEY
 from ..tokens import presented_token, secrets_equal
-from .body import INVALID_FIELD, check_data_size, parse_json, read_body
+from .body import check_data_size, parse_json, read_body
 from .options import idempotency_key, wait_ms
 
-EMIT_FORBIDDEN = ErrorKind(403, 40340)
-EMIT_DISABLED = ErrorKind(403, 40341)
-BAD_EVENT_NAME = ErrorKind(422, 42242)
 # Room for the envelope around ``data`` (event, room, secret, namespace).
 ENVELOPE_BYTES = 4096
 DEFAULT_NAMESPACES = (None, "", "/")

@@ -22,11 +22,12 @@ from socketio import packet as socketio_packet
 
 from .. import jsoncodec
 from ..access import ChannelAccess, Identity
-from ..errors import INVALID_CODE, ApiError, ErrorKind
-from ..events import INVALID_CHANNEL, Event, validate_channel, validate_code
+from ..errors import (INVALID_CHANNEL, INVALID_CODE, TOKEN_MALFORMED, TOO_MANY_CHANNELS,
+                      ApiError)
+from ..events import Event, validate_channel, validate_code
 from ..history import GAP_EVENT, gap_notice
 from ..hub import Hub, mask
-from ..identity import TOKEN_MALFORMED, JwtVerifier
+from ..identity import JwtVerifier
 from ..registry import ConnectionInfo, ConnectionRegistry
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,6 @@ ROOM_PREFIX = "#"
 
 def room_of(channel: str) -> str:
     return ROOM_PREFIX + channel
-TOO_MANY_CHANNELS = ErrorKind(422, 42245)  # only ever in an acknowledgement
 WELCOME_MESSAGE = "Connected to Browser Notification Service. Emit REGISTER {\"code\": ...} to listen."
 
 

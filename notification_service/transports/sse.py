@@ -24,18 +24,15 @@ from aiohttp import web
 
 from .. import jsoncodec
 from ..access import ChannelAccess, Identity
-from ..errors import ErrorKind
+from ..errors import SSE_INVALID_CHANNEL, SSE_TOO_MANY_CHANNELS, TOKEN_MISSING
 from ..events import Event, validate_channel, validate_code
 from ..history import GAP_EVENT, event_sequence, gap_notice
 from ..hub import Hub, mask
-from ..identity import TOKEN_MISSING, JwtVerifier
+from ..identity import JwtVerifier
 from ..registry import ConnectionInfo, ConnectionRegistry
 from ..tokens import presented_token
 
 log = logging.getLogger(__name__)
-
-TOO_MANY_CHANNELS = ErrorKind(400, 40060)
-INVALID_CHANNEL_PARAMETER = ErrorKind(400, 40061)
 
 MAX_CHANNELS_PER_STREAM = 32
 # How often an idle stream checks that its client is still there: aiohttp does
@@ -274,7 +271,7 @@ class SSETransport:
         if identity is not None:
             channels += [identity.user_channel, identity.application_channel]
         channels += [validate_code(code) for code in query.getall("code", [])]
-        channels += [validate_channel(channel, INVALID_CHANNEL_PARAMETER)
+        channels += [validate_channel(channel, SSE_INVALID_CHANNEL)
                      for channel in query.getall("channel", [])]
         if not channels:
             raise TOKEN_MISSING("Say what to listen to: 'Authorization: Bearer <JWT>' (or "
@@ -282,7 +279,7 @@ class SSETransport:
                                 "?channel=name.")
         unique = list(dict.fromkeys(channels))
         if len(unique) > MAX_CHANNELS_PER_STREAM:
-            raise TOO_MANY_CHANNELS(f"One stream listens to at most {MAX_CHANNELS_PER_STREAM} "
+            raise SSE_TOO_MANY_CHANNELS(f"One stream listens to at most {MAX_CHANNELS_PER_STREAM} "
                                     f"channels (got {len(unique)}); open another stream.")
         return unique
 

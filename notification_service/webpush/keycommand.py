@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..config import add_option, add_vapid_key_option
+from ..config import add_options, declared_settings
 from . import keys
 
 
@@ -20,9 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="notification_server.py vapid",
         description="Print the VAPID applicationServerKey (URL-safe base64) pages subscribe with.")
-    add_option(parser, "--data-dir", default="data",
-               help="Folder holding vapid_private.pem. Default: ./data")
-    add_vapid_key_option(parser)
+    add_options(parser, declared_settings(["data_dir", "vapid_key"]))
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--generate", action="store_true",
                         help="Create the key if there is none yet (never overwrites).")

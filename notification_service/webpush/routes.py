@@ -14,18 +14,18 @@ from aiohttp import web
 
 from ..access import ACCESS_KEY
 from ..config import SETTINGS_KEY
+from ..errors import (
+    INVALID_NOTIFICATION,
+    INVALID_SUBSCRIPTION,
+    SUBSCRIPTION_NOT_FOUND,
+    SUBSCRIPTIONS_FULL,
+    WEBPUSH_BODY_NOT_JSON,
+    WEBPUSH_PAYLOAD_TOO_LARGE,
+)
 from ..events import validate_code
 from ..hub import HUB_KEY
 from ..jsoncodec import JSONDecodeError, loads
 from ..tokens import require_token
-from .errors import (
-    BODY_NOT_JSON,
-    INVALID_NOTIFICATION,
-    INVALID_SUBSCRIPTION,
-    PAYLOAD_TOO_LARGE,
-    SUBSCRIPTION_NOT_FOUND,
-    SUBSCRIPTIONS_FULL,
-)
 from .pusher import NOTIFICATION_EVENT, make_options
 from .sender import PayloadTooLarge
 from .service import WEBPUSH_KEY
@@ -41,9 +41,9 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     try:
         body = loads(await request.read())
     except (JSONDecodeError, UnicodeDecodeError):
-        raise BODY_NOT_JSON("The body must be a JSON object.") from None
+        raise WEBPUSH_BODY_NOT_JSON("The body must be a JSON object.") from None
     if not isinstance(body, dict):
-        raise BODY_NOT_JSON("The body must be a JSON object.")
+        raise WEBPUSH_BODY_NOT_JSON("The body must be a JSON object.")
     return body
 
 def name_value(value: Any) -> str | None:
@@ -174,7 +174,7 @@ async def notify(request: web.Request) -> web.Response:
         options = make_options(ttl, body.get("urgency"), body.get("topic"))
         webpush.sender.check_size(message_bytes(message))
     except PayloadTooLarge as error:
-        raise PAYLOAD_TOO_LARGE(str(error)) from None
+        raise WEBPUSH_PAYLOAD_TOO_LARGE(str(error)) from None
     except ValueError as error:
         raise INVALID_NOTIFICATION(str(error)) from None
     report = await request.app[HUB_KEY].publish(channel, NOTIFICATION_EVENT, message, push=options)

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from .crypto import AUTH_SECRET_BYTES, PUBLIC_KEY_BYTES, b64url_decode
 from .endpoints import EndpointPolicy, EndpointRefused
-from .errors import ENDPOINT_NOT_ALLOWED, INVALID_SUBSCRIPTION
+from ..errors import ENDPOINT_NOT_ALLOWED, INVALID_SUBSCRIPTION
 from .store import Subscription
 
 EXAMPLE = ('{"endpoint": "https://fcm.googleapis.com/fcm/send/...", '
