@@ -18,6 +18,7 @@ import argparse
 import dataclasses
 import ipaddress
 import os
+import socket
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,8 @@ from typing import Any, Callable, Iterable, Sequence
 from aiohttp import web
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_WEB_ROOT = Path(__file__).resolve().parent / "web"
+"""The pages and scripts we ship (``sources/``, ``static/``): package data, so an installed server has them."""
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ENV_PREFIX = "NOTIFY_"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -112,14 +115,29 @@ class Settings:
         "Log file, rotated at 5 MB with 5 kept; an empty value logs to the console only.",
         short="-f", shown_default="log/notification_server.log")
     web_root: Path = setting(
-        PROJECT_ROOT, "--web-root", "Folder holding sources/ and static/.",
-        shown_default="the project folder")
+        PACKAGE_WEB_ROOT, "--web-root", "Folder holding sources/ and static/.",
+        shown_default="the pages shipped in the package")
     data_dir: Path = setting(
         Path("data"), "--data-dir", "Folder for keys and databases, created on start.",
         shown_default="./data")
     shutdown_timeout: float = setting(
         1.0, "--shutdown-timeout",
         "Seconds open requests get to finish when the server stops.", minimum=0)
+    # -- scale-out: several nodes on one Redis, durable stores on PostgreSQL --
+    redis_url: str | None = setting(
+        None, "--redis-url",
+        "Redis shared by every node (redis://, rediss:// or unix://); unset runs one "
+        "process with nothing shared.", shown_default="off (one process)")
+    redis_prefix: str = setting(
+        "notify", "--redis-prefix", "Prefix of every Redis key this server uses.")
+    database_url: str | None = setting(
+        None, "--database-url",
+        "PostgreSQL (postgresql://...) for the durable stores: space secrets, Web Push "
+        "subscriptions, alert designs; unset uses SQLite files in the data folder.",
+        shown_default="off (SQLite)")
+    node_name: str = setting(
+        f"{socket.gethostname()}-{os.getpid()}", "--node-name",
+        "This node's name among the nodes sharing Redis.", shown_default="host name and pid")
     # -- history, for clients that resume ---------------------------------
     history_size: int = setting(
         100, "--history-size", "Events kept per channel for clients that resume.", minimum=0)

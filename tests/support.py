@@ -48,7 +48,7 @@ def require_chromium() -> str:
 
 def test_settings(tmp_path: Any, **overrides: Any) -> Settings:
     """Settings for a server under test: a free port, no log file, a temporary data dir."""
-    settings = Settings(port=0, logfile=None, web_root=PROJECT_ROOT, data_dir=tmp_path / "data")
+    settings = Settings(port=0, logfile=None, data_dir=tmp_path / "data")
     for key, value in overrides.items():
         setattr(settings, key, value)
     return settings
