@@ -14,7 +14,6 @@ import pytest
 
 from notification_service.openapi import load_spec
 
-from .publishing import running
 from .support import require
 
 TOKEN = "fuzz-token"
@@ -55,18 +54,18 @@ async def run_schemathesis(executable: str, url: str, report_dir, *options: str)
     return text
 
 
-async def test_schemathesis_finds_nothing(tmp_path):
+@pytest.mark.server(secret=TOKEN, publish_token=TOKEN, admin_token=TOKEN)
+async def test_schemathesis_finds_nothing(server, tmp_path):
     executable = shutil.which("schemathesis") or shutil.which("st")
     require(executable is not None, "schemathesis is not installed (pip install schemathesis)")
-    async with running(tmp_path, secret=TOKEN, publish_token=TOKEN, admin_token=TOKEN) as server:
-        # /sse never ends by itself (a stream), so it cannot be fuzzed request by
-        # request; tests/test_sse*.py cover it, including against its fragment.
-        await run_schemathesis(executable, server.url, tmp_path, "--checks", "all",
-                               "--exclude-path", "/sse",
-                               "--exclude-operation-id", "webpushSubscribe")
-        # A subscription is valid only with a real P-256 key and an allowed push
-        # service, which no schema can express: here every check runs except
-        # "schema-valid data must be accepted".
-        await run_schemathesis(executable, server.url, tmp_path, "--checks", "all",
-                               "--exclude-checks", "positive_data_acceptance",
-                               "--include-operation-id", "webpushSubscribe")
+    # /sse never ends by itself (a stream), so it cannot be fuzzed request by
+    # request; tests/test_sse*.py cover it, including against its fragment.
+    await run_schemathesis(executable, server.url, tmp_path, "--checks", "all",
+                           "--exclude-path", "/sse",
+                           "--exclude-operation-id", "webpushSubscribe")
+    # A subscription is valid only with a real P-256 key and an allowed push
+    # service, which no schema can express: here every check runs except
+    # "schema-valid data must be accepted".
+    await run_schemathesis(executable, server.url, tmp_path, "--checks", "all",
+                           "--exclude-checks", "positive_data_acceptance",
+                           "--include-operation-id", "webpushSubscribe")
