@@ -9,14 +9,10 @@ import pytest
 
 from .sse_client import SECRET, make_token, open_stream
 from .support import WAIT
-from .support import test_settings as settings_for
 
 ADMIN = "admin-token-for-tests"
 
-
-@pytest.fixture
-def settings(tmp_path):
-    return settings_for(tmp_path, jwt_secret=SECRET, admin_token=ADMIN)
+pytestmark = pytest.mark.server(jwt_secret=SECRET, admin_token=ADMIN)
 
 
 async def get(http, url, token=None):

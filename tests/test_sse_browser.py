@@ -6,18 +6,12 @@ import pytest
 
 from .sse_client import SECRET, make_token
 from .support import require, require_chromium
-from .support import test_settings as settings_for
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.server(jwt_secret=SECRET)]
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update",
                  "--no-first-run"]
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return settings_for(tmp_path, jwt_secret=SECRET)
 
 
 @pytest.fixture

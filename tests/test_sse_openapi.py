@@ -9,14 +9,11 @@ import pytest
 from notification_service.config import PROJECT_ROOT
 
 from .sse_client import SECRET, make_token, open_stream
-from .support import test_settings as settings_for
 
 FRAGMENT = PROJECT_ROOT / "notification_service" / "openapi" / "sse.json"
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return settings_for(tmp_path, jwt_secret=SECRET)
+pytestmark = pytest.mark.server(jwt_secret=SECRET)
 
 
 def fragment() -> dict:
