@@ -55,20 +55,13 @@ async def test_bad_wait_is_400_on_json_routes_and_plain_data_on_get_triggers(ser
             assert response.status == 200 and "acknowledged" not in answer
 
 
-async def test_receipts_count_once_per_listener_and_survive_a_push_lookup(tmp_path, http):
+async def test_receipts_count_once_per_listener_and_survive_a_push_lookup(server, pages, http):
     """A receipt that arrives while Web Push looks up subscriptions still counts."""
-    from .support import start_server, test_settings
-
-    running = await start_server(test_settings(tmp_path))
-    page = await connect_page(running.url, query="code=rc5", confirm_receipts=True)
-    try:
-        async with http.get(f"{running.url}/notify?code=rc5&event=x&push=1&wait=3000") as response:
-            answer = await response.json()
-        assert answer["acknowledged"] == 1
-        [(_data, meta)] = page.with_meta("X")
-        for _ in range(3):  # a page repeating its receipt is still one listener
-            await page.client.emit("RECEIVED", {"id": meta["id"]})
-        assert running.hub.receipts._tracked == {}
-    finally:
-        await page.close()
-        await running.stop()
+    page = await pages(query="code=rc5", confirm_receipts=True)
+    async with http.get(f"{server.url}/notify?code=rc5&event=x&push=1&wait=3000") as response:
+        answer = await response.json()
+    assert answer["acknowledged"] == 1
+    [(_data, meta)] = page.with_meta("X")
+    for _ in range(3):  # a page repeating its receipt is still one listener
+        await page.client.emit("RECEIVED", {"id": meta["id"]})
+    assert server.hub.receipts._tracked == {}
