@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +42,23 @@ async def test_openapi_is_served(server, http):
         assert (await response.json())["paths"].keys() == load_spec()["paths"].keys()
 
 
+def schemathesis_executable() -> str | None:
+    """The schemathesis CLI installed with the Python running the tests, else one on PATH.
+
+    ``.venv/bin/python -m pytest`` runs from a virtualenv that is not activated,
+    so its ``bin/`` (``Scripts\\`` on Windows) is not on PATH: look beside
+    ``sys.executable`` and in this interpreter's scripts folder first.
+    """
+    suffix = ".exe" if sys.platform == "win32" else ""
+    folders = [Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))]
+    for folder in folders:
+        for name in ("schemathesis", "st"):
+            candidate = folder / (name + suffix)
+            if candidate.is_file():
+                return str(candidate)
+    return shutil.which("schemathesis") or shutil.which("st")
+
+
 async def run_schemathesis(executable: str, url: str, report_dir, *options: str) -> str:
     process = await asyncio.create_subprocess_exec(
         executable, "run", f"{url}/openapi.json",
@@ -56,7 +76,7 @@ async def run_schemathesis(executable: str, url: str, report_dir, *options: str)
 
 @pytest.mark.server(secret=TOKEN, publish_token=TOKEN, admin_token=TOKEN)
 async def test_schemathesis_finds_nothing(server, tmp_path):
-    executable = shutil.which("schemathesis") or shutil.which("st")
+    executable = schemathesis_executable()
     require(executable is not None, "schemathesis is not installed (pip install schemathesis)")
     # /sse never ends by itself (a stream), so it cannot be fuzzed request by
     # request; tests/test_sse*.py cover it, including against its fragment.
