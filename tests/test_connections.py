@@ -109,7 +109,10 @@ async def test_socketio_subscribe_to_jwt_channels_needs_that_identity(server, pa
     assert (await bob.emit("subscribe", "jwt:shop:bob"))["ok"] is True
     refused = await eve.emit("subscribe", "jwt:shop:bob")
     assert refused["ok"] is False and refused["code"] == 40302
+    assert (await eve.emit("subscribe", "public"))["ok"] is True
     report = await server.hub.publish("jwt:shop:bob", "order", {"n": 3})
     assert report.listeners["socketio"] == 1
     await bob.wait_for("order")
+    await server.hub.publish("public", "sentinel", None)
+    await eve.wait_for("sentinel")  # in order on eve's connection: an order would be here by now
     assert eve.named("order") == []

@@ -37,9 +37,13 @@ async def test_other_codes_do_not_receive(server, pages, http):
     mine, other = await pages(query="code=mine"), await pages(query="code=other")
     await get_json(http, f"{server.url}/notify?code=mine&event=A")
     await get_json(http, f"{server.url}/notify?code=other&event=B")
-    await mine.wait_for("A")
-    await other.wait_for("B")
-    assert mine.named("B") == [] and other.named("A") == []
+    for code in ("mine", "other"):
+        await get_json(http, f"{server.url}/notify?code={code}&event=sentinel")
+    # Events arrive in order on a connection: a stray A or B would be there before SENTINEL.
+    await mine.wait_for("SENTINEL")
+    await other.wait_for("SENTINEL")
+    assert mine.named("A") == [{"code": "mine", "event": "A"}] and mine.named("B") == []
+    assert other.named("B") == [{"code": "other", "event": "B"}] and other.named("A") == []
 
 
 async def test_ids_increase_per_code(server, http):

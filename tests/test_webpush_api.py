@@ -95,6 +95,7 @@ async def test_live_event_from_get_trigger_reaches_channel_subscriber(push_serve
         async with http.get(f"{push_server.url}/notify?code=stream42&event=quiet") as response:
             assert (await response.json())["count"] == 1
         await page.wait_for("QUIET")
+        await push_server.app[WEBPUSH_KEY].transport.wait()  # every batch queued so far is sent
         assert len(push_service.received(browser)) == 1
     finally:
         await page.close()
