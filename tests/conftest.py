@@ -13,7 +13,17 @@ from typing import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
-from .support import Page, RunningServer, Serve, connect_page, start_server, test_settings
+from .support import (RUNNING, Page, RunningServer, Serve, connect_page, start_server,
+                      test_settings)
+
+
+@pytest.fixture(autouse=True)
+def no_server_outlives_its_test():
+    """Set up first, so checked last: after ``serve`` stopped what it started."""
+    yield
+    leaked = [running.url for running in RUNNING]
+    RUNNING.clear()
+    assert not leaked, f"still running after the test: {leaked} (start servers with serve)"
 
 
 @pytest.fixture

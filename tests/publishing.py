@@ -1,22 +1,12 @@
-"""Test helpers for the publishing routes: a server with overridden settings, JSON posts."""
+"""Test helpers for the publishing routes: JSON posts and pages subscribed to a channel."""
 
 from __future__ import annotations
 
-import contextlib
-from typing import Any, AsyncIterator
+from typing import Any, Awaitable, Callable
 
 import aiohttp
 
-from .support import RunningServer, connect_page, start_server, test_settings
-
-
-@contextlib.asynccontextmanager
-async def running(tmp_path: Any, **overrides: Any) -> AsyncIterator[RunningServer]:
-    server = await start_server(test_settings(tmp_path, **overrides))
-    try:
-        yield server
-    finally:
-        await server.stop()
+from .support import Page
 
 
 async def post(http: aiohttp.ClientSession, url: str, *, json: Any = None,
@@ -33,8 +23,10 @@ async def post(http: aiohttp.ClientSession, url: str, *, json: Any = None,
         return response.status, await response.json()
 
 
-async def subscribed_page(url: str, channel: str, secret: str | None = None):  # type: ignore[no-untyped-def]
-    page = await connect_page(url)
+async def subscribed_page(pages: Callable[..., Awaitable[Page]], channel: str,
+                          secret: str | None = None) -> Page:
+    """A page (opened by the ``pages`` fixture, so closed after the test) listening on ``channel``."""
+    page = await pages()
     payload: Any = channel if secret is None else {"channel": channel, "secret": secret}
     answer = await page.emit("subscribe", payload)
     assert answer == {"ok": True, "channel": channel}, answer

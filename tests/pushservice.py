@@ -225,17 +225,18 @@ if __name__ == "__main__":
 # -- pytest fixtures (import them into a test module to use them) -------------
 import pytest  # noqa: E402
 
-from .support import RunningServer, start_server, test_settings  # noqa: E402
+from .support import RunningServer, Serve  # noqa: E402
 
 SUBJECT = "mailto:ops@example.com"
+# Settings overrides for a server that may push to the local service (http on 127.0.0.1):
+# ``await serve(**WEBPUSH, publish_token="t")``, or ``webpush(...)`` to change one of them.
+WEBPUSH: dict[str, Any] = {"vapid_subject": SUBJECT, "webpush_allow": ["127.0.0.1"],
+                           "webpush_allow_http": True, "webpush_retry_base_delay": 0.01}
 
 
-def webpush_settings(tmp_path: Any, **overrides: Any) -> Any:
-    """Server settings that may push to the local service (http on 127.0.0.1)."""
-    values: dict[str, Any] = {"vapid_subject": SUBJECT, "webpush_allow": ["127.0.0.1"],
-                              "webpush_allow_http": True, "webpush_retry_base_delay": 0.01}
-    values.update(overrides)
-    return test_settings(tmp_path, **values)
+def webpush(**overrides: Any) -> dict[str, Any]:
+    """``WEBPUSH`` with some of its values changed, e.g. ``webpush(webpush_allow_http=False)``."""
+    return {**WEBPUSH, **overrides}
 
 
 @pytest.fixture
@@ -247,7 +248,6 @@ async def push_service():
 
 
 @pytest.fixture
-async def push_server(tmp_path, push_service) -> Any:
-    running: RunningServer = await start_server(webpush_settings(tmp_path))
-    yield running
-    await running.stop()
+async def push_server(serve: Serve, push_service: PushService) -> RunningServer:
+    """A server that pushes to ``push_service`` (stopped by ``serve`` after the test)."""
+    return await serve(**WEBPUSH)

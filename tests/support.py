@@ -79,10 +79,12 @@ class RunningServer:
         """Shut down as the CLI does (idempotent: the fixture stops every server again)."""
         if not self.stopped:
             self.stopped = True
+            RUNNING[:] = [running for running in RUNNING if running is not self]
             await self.runner.cleanup()
 
 
 Serve = Callable[..., Awaitable[RunningServer]]
+RUNNING: list[RunningServer] = []  # started and not stopped yet: empty after every test
 
 
 async def start_server(settings: Settings) -> RunningServer:
@@ -93,7 +95,9 @@ async def start_server(settings: Settings) -> RunningServer:
     site = web.TCPSite(runner, "127.0.0.1", settings.port)
     await site.start()
     port = runner.addresses[0][1]
-    return RunningServer(app, runner, f"http://127.0.0.1:{port}", settings)
+    running = RunningServer(app, runner, f"http://127.0.0.1:{port}", settings)
+    RUNNING.append(running)
+    return running
 
 
 @dataclass

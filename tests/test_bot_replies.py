@@ -42,21 +42,15 @@ async def test_text_reply_errors_are_200_sentences_under_400_characters(server, 
     assert status == 200 and text.startswith("Could not send:") and len(text) <= 400
 
 
-async def test_only_the_token_is_removed_from_event_data(tmp_path, http):
+@pytest.mark.server(publish_token="t")
+async def test_only_the_token_is_removed_from_event_data(server, pages, http):
     """Seed 0: every query parameter is data; the token is a secret and never passed on."""
-    from .support import connect_page, start_server, test_settings
-
-    running = await start_server(test_settings(tmp_path, publish_token="t"))
-    page = await connect_page(running.url, query="code=ctl")
-    try:
-        await get_text(http, f"{running.url}/notify?code=ctl&event=a&reply=text"
-                             f"&idempotency_key=k1&push=0&wait=soon&x=1&token=t")
-        assert await page.wait_for("A") == [{"code": "ctl", "event": "a", "reply": "text",
-                                             "idempotency_key": "k1", "push": "0",
-                                             "wait": "soon", "x": "1"}]
-    finally:
-        await page.close()
-        await running.stop()
+    page = await pages(query="code=ctl")
+    await get_text(http, f"{server.url}/notify?code=ctl&event=a&reply=text"
+                         f"&idempotency_key=k1&push=0&wait=soon&x=1&token=t")
+    assert await page.wait_for("A") == [{"code": "ctl", "event": "a", "reply": "text",
+                                         "idempotency_key": "k1", "push": "0",
+                                         "wait": "soon", "x": "1"}]
 
 
 async def test_retried_publish_with_same_key_alerts_once(server, pages, http):
@@ -89,28 +83,22 @@ async def test_duplicate_text_reply_says_so(server, http):
     assert (await get_text(http, url))[2] == "Already sent X (same idempotency key); not sent again."
 
 
-async def test_json_routes_are_idempotent_and_wait_for_receipts(tmp_path, http):
-    from .support import connect_page, start_server, test_settings
-
-    running = await start_server(test_settings(tmp_path, secret="s"))
-    page = await connect_page(running.url, query="code=json1", confirm_receipts=True)
-    try:
-        url = f"{running.url}/broadcast/json1/price"
-        async with http.post(url + "?wait=2000", json={"p": 1},
-                             headers={"Idempotency-Key": "b1"}) as response:
-            first = await response.json()
-        async with http.post(url, json={"p": 1}, headers={"Idempotency-Key": "b1"}) as response:
-            again = await response.json()
-        assert (first["listeners"], first["acknowledged"]) == (1, 1)
-        assert again["duplicate"] is True and again["id"] == first["id"]
-        body = {"event": "price", "room": "json1", "data": 2, "secret": "s",
-                "idempotency_key": "e1", "wait": 2000}
-        async with http.post(f"{running.url}/emit", json=body) as response:
-            emitted = await response.json()
-        async with http.post(f"{running.url}/emit", json=body) as response:
-            assert (await response.json())["duplicate"] is True
-        assert emitted["acknowledged"] == 1
-        assert [data for data in page.named("price")] == [{"p": 1}, 2]
-    finally:
-        await page.close()
-        await running.stop()
+@pytest.mark.server(secret="s")
+async def test_json_routes_are_idempotent_and_wait_for_receipts(server, pages, http):
+    page = await pages(query="code=json1", confirm_receipts=True)
+    url = f"{server.url}/broadcast/json1/price"
+    async with http.post(url + "?wait=2000", json={"p": 1},
+                         headers={"Idempotency-Key": "b1"}) as response:
+        first = await response.json()
+    async with http.post(url, json={"p": 1}, headers={"Idempotency-Key": "b1"}) as response:
+        again = await response.json()
+    assert (first["listeners"], first["acknowledged"]) == (1, 1)
+    assert again["duplicate"] is True and again["id"] == first["id"]
+    body = {"event": "price", "room": "json1", "data": 2, "secret": "s",
+            "idempotency_key": "e1", "wait": 2000}
+    async with http.post(f"{server.url}/emit", json=body) as response:
+        emitted = await response.json()
+    async with http.post(f"{server.url}/emit", json=body) as response:
+        assert (await response.json())["duplicate"] is True
+    assert emitted["acknowledged"] == 1
+    assert [data for data in page.named("price")] == [{"p": 1}, 2]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from .publishing import post, running
+import pytest
+
+from .publishing import post
 from .support import connect_page
 
 ADMIN = "admin-token"
@@ -75,93 +77,83 @@ async def test_bad_channel_names_are_refused_in_the_ack(server, pages):
     assert all("message" in error for error in errors)
 
 
-async def test_too_many_channels_are_refused(tmp_path, http):
-    async with running(tmp_path, max_channels_per_connection=2) as server:
-        page = await connect_page(server.url, query="code=first")
-        try:
-            assert (await page.emit("subscribe", "a"))["ok"] is True
-            answer = await page.emit("subscribe", "b")
-            assert answer["ok"] is False and answer["code"] == 42245
-            assert "--max-channels-per-connection" in answer["error"]
-            assert (await page.emit("subscribe", "a"))["ok"] is True  # already there: fine
-            assert (await page.emit("unsubscribe", "a"))["ok"] is True
-            assert (await page.emit("subscribe", "b"))["ok"] is True
-        finally:
-            await page.close()
+@pytest.mark.server(max_channels_per_connection=2)
+async def test_too_many_channels_are_refused(server, pages):
+    page = await pages(query="code=first")
+    assert (await page.emit("subscribe", "a"))["ok"] is True
+    answer = await page.emit("subscribe", "b")
+    assert answer["ok"] is False and answer["code"] == 42245
+    assert "--max-channels-per-connection" in answer["error"]
+    assert (await page.emit("subscribe", "a"))["ok"] is True  # already there: fine
+    assert (await page.emit("unsubscribe", "a"))["ok"] is True
+    assert (await page.emit("subscribe", "b"))["ok"] is True
 
 
-async def test_private_space_right_wrong_missing_and_rotated_secrets(tmp_path, http, caplog):
+@pytest.mark.server(admin_token=ADMIN)
+async def test_private_space_right_wrong_missing_and_rotated_secrets(server, pages, http, caplog):
     caplog.set_level(logging.INFO, logger="notification_service")
-    async with running(tmp_path, admin_token=ADMIN) as server:
-        page = await connect_page(server.url)
-        try:
-            answer = await page.emit("join", {"room": "dir::files", "secret": "s1"})
-            assert answer["ok"] is False and "no secret set" in answer["error"]
-            assert "PUT /admin/spaces/dir" in answer["error"]
+    page = await pages()
+    answer = await page.emit("join", {"room": "dir::files", "secret": "s1"})
+    assert answer["ok"] is False and "no secret set" in answer["error"]
+    assert "PUT /admin/spaces/dir" in answer["error"]
 
-            assert await set_space(http, server, "dir", "s1") == (200, {"space": "dir", "created": True})
-            answer = await page.emit("join", {"room": "dir::files", "secret": "wrong"})
-            assert answer["ok"] is False and "Wrong or missing secret" in answer["error"]
-            answer = await page.emit("subscribe", "dir::files")
-            assert answer["ok"] is False and answer["code"] == 40302
-            assert await page.emit("join", {"room": "dir::files", "secret": "s1"}) == \
-                {"ok": True, "channel": "dir::files"}
-            await broadcast(http, server, "dir::files", "changed", '{"name": "a.txt"}')
-            assert await page.wait_for("changed") == [{"name": "a.txt"}]
+    assert await set_space(http, server, "dir", "s1") == (200, {"space": "dir", "created": True})
+    answer = await page.emit("join", {"room": "dir::files", "secret": "wrong"})
+    assert answer["ok"] is False and "Wrong or missing secret" in answer["error"]
+    answer = await page.emit("subscribe", "dir::files")
+    assert answer["ok"] is False and answer["code"] == 40302
+    assert await page.emit("join", {"room": "dir::files", "secret": "s1"}) == \
+        {"ok": True, "channel": "dir::files"}
+    await broadcast(http, server, "dir::files", "changed", '{"name": "a.txt"}')
+    assert await page.wait_for("changed") == [{"name": "a.txt"}]
 
-            # Rotation: new joins need the new secret; those already in stay.
-            assert await set_space(http, server, "dir", "s2") == (200, {"space": "dir", "created": False})
-            late = await connect_page(server.url)
-            try:
-                refused = await late.emit("subscribe", {"channel": "dir::other", "secret": "s1"})
-                assert refused["ok"] is False
-                accepted = await late.emit("subscribe", {"channel": "dir::other", "secret": "s2"})
-                assert accepted == {"ok": True, "channel": "dir::other"}
-            finally:
-                await late.close()
-            assert (await broadcast(http, server, "dir::files", "changed"))["listeners"] == 1
-        finally:
-            await page.close()
+    # Rotation: new joins need the new secret; those already in stay.
+    assert await set_space(http, server, "dir", "s2") == (200, {"space": "dir", "created": False})
+    late = await pages()
+    refused = await late.emit("subscribe", {"channel": "dir::other", "secret": "s1"})
+    assert refused["ok"] is False
+    accepted = await late.emit("subscribe", {"channel": "dir::other", "secret": "s2"})
+    assert accepted == {"ok": True, "channel": "dir::other"}
+    await late.close()
+    assert (await broadcast(http, server, "dir::files", "changed"))["listeners"] == 1
     refusals = [r.getMessage() for r in caplog.records if "refused join" in r.getMessage()]
     assert any("Wrong or missing secret" in line for line in refusals)
     assert all("s1" not in line.replace("dir::", "") for line in refusals), "secrets must not be logged"
 
 
-async def test_space_secrets_survive_a_restart(tmp_path, http):
-    async with running(tmp_path, admin_token=ADMIN) as server:
-        assert (await set_space(http, server, "shop", "k1"))[0] == 200
-    async with running(tmp_path, admin_token=ADMIN) as server:
-        page = await connect_page(server.url)
-        try:
-            answer = await page.emit("join", {"room": "shop::orders", "secret": "k1"})
-            assert answer == {"ok": True, "channel": "shop::orders"}
-        finally:
-            await page.close()
-        async with http.delete(f"{server.url}/admin/spaces/shop",
-                               headers={"Authorization": f"Bearer {ADMIN}"}) as response:
-            assert await response.json() == {"space": "shop", "deleted": True}
-    async with running(tmp_path, admin_token=ADMIN) as server:
-        page = await connect_page(server.url)
-        try:
-            answer = await page.emit("join", {"room": "shop::orders", "secret": "k1"})
-            assert answer["ok"] is False and "no secret set" in answer["error"]
-        finally:
-            await page.close()
+async def test_space_secrets_survive_a_restart(serve, http):
+    first = await serve(admin_token=ADMIN)
+    assert (await set_space(http, first, "shop", "k1"))[0] == 200
+    await first.stop()
+    second = await serve(admin_token=ADMIN, data_dir=first.settings.data_dir)
+    page = await connect_page(second.url)
+    answer = await page.emit("join", {"room": "shop::orders", "secret": "k1"})
+    assert answer == {"ok": True, "channel": "shop::orders"}
+    await page.close()
+    async with http.delete(f"{second.url}/admin/spaces/shop",
+                           headers={"Authorization": f"Bearer {ADMIN}"}) as response:
+        assert await response.json() == {"space": "shop", "deleted": True}
+    await second.stop()
+    third = await serve(admin_token=ADMIN, data_dir=first.settings.data_dir)
+    page = await connect_page(third.url)
+    answer = await page.emit("join", {"room": "shop::orders", "secret": "k1"})
+    await page.close()
+    assert answer["ok"] is False and "no secret set" in answer["error"]
 
 
-async def test_admin_route_needs_the_admin_token(tmp_path, http):
-    async with running(tmp_path) as server:
-        status, answer = await set_space(http, server, "dir", "s")
-        assert (status, answer["code"]) == (403, 40342) and "--admin-token" in answer["error"]
-    async with running(tmp_path, admin_token=ADMIN, publish_token="pub") as server:
-        assert (await _put(http, f"{server.url}/admin/spaces/dir", {"secret": "s"}, None))[0] == 401
-        assert (await set_space(http, server, "dir", "s", token="pub"))[0] == 403
-        status, answer = await set_space(http, server, "dir", "")
-        assert (status, answer["code"]) == (422, 42244)
-        status, answer = await _put(http, f"{server.url}/admin/spaces/dir", ["s"], ADMIN)
-        assert status == 422
-        status, answer = await set_space(http, server, "bad%20space", "s")
-        assert status == 422 and "A space is" in answer["error"]
+async def test_admin_route_needs_the_admin_token(serve, http):
+    without = await serve()
+    status, answer = await set_space(http, without, "dir", "s")
+    assert (status, answer["code"]) == (403, 40342) and "--admin-token" in answer["error"]
+    server = await serve(admin_token=ADMIN, publish_token="pub")
+    assert (await _put(http, f"{server.url}/admin/spaces/dir", {"secret": "s"}, None))[0] == 401
+    assert (await set_space(http, server, "dir", "s", token="pub"))[0] == 403
+    status, answer = await set_space(http, server, "dir", "")
+    assert (status, answer["code"]) == (422, 42244)
+    status, answer = await _put(http, f"{server.url}/admin/spaces/dir", ["s"], ADMIN)
+    assert status == 422
+    status, answer = await set_space(http, server, "bad%20space", "s")
+    assert status == 422 and "A space is" in answer["error"]
 
 
 async def test_schema_version_is_recorded(tmp_path):
@@ -178,16 +170,16 @@ async def test_schema_version_is_recorded(tmp_path):
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-async def test_stopping_the_server_disconnects_pages_at_once(tmp_path):
+async def test_stopping_the_server_disconnects_pages_at_once(server, pages):
     import asyncio
     import time
 
-    async with running(tmp_path) as server:
-        page = await connect_page(server.url)
-        gone = asyncio.get_running_loop().create_future()
-        page.client.on("disconnect",
-                       lambda *_: gone.done() or gone.set_result(time.monotonic()))
-        closed_early = await connect_page(server.url)
-        await closed_early.close()  # just before shutdown: used to hang it forever
-        started = time.monotonic()
+    page = await pages()
+    gone = asyncio.get_running_loop().create_future()
+    page.client.on("disconnect",
+                   lambda *_: gone.done() or gone.set_result(time.monotonic()))
+    closed_early = await pages()
+    await closed_early.close()  # just before shutdown: used to hang it forever
+    started = time.monotonic()
+    await server.stop()
     assert await asyncio.wait_for(gone, 5) - started < 1

@@ -9,14 +9,10 @@ import pytest
 
 from .sse_client import SECRET, make_token, open_stream
 from .support import WAIT
-from .support import test_settings as settings_for
 
 ADMIN = "admin-token-for-tests"
 
-
-@pytest.fixture
-def settings(tmp_path):
-    return settings_for(tmp_path, jwt_secret=SECRET, admin_token=ADMIN)
+pytestmark = pytest.mark.server(jwt_secret=SECRET, admin_token=ADMIN)
 
 
 async def get(http, url, token=None):
@@ -113,7 +109,10 @@ async def test_socketio_subscribe_to_jwt_channels_needs_that_identity(server, pa
     assert (await bob.emit("subscribe", "jwt:shop:bob"))["ok"] is True
     refused = await eve.emit("subscribe", "jwt:shop:bob")
     assert refused["ok"] is False and refused["code"] == 40302
+    assert (await eve.emit("subscribe", "public"))["ok"] is True
     report = await server.hub.publish("jwt:shop:bob", "order", {"n": 3})
     assert report.listeners["socketio"] == 1
     await bob.wait_for("order")
+    await server.hub.publish("public", "sentinel", None)
+    await eve.wait_for("sentinel")  # in order on eve's connection: an order would be here by now
     assert eve.named("order") == []

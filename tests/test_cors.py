@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import socketio
 
-from .publishing import running
-
+ORIGIN = "http://shop.example:7788"  # a listed origin
 PREFLIGHT = {"Access-Control-Request-Method": "POST",
              "Access-Control-Request-Headers": "authorization,content-type"}
 
@@ -37,39 +36,38 @@ async def test_default_is_same_origin_only(server, http):
     assert await socketio_accepts(server.url, server.url)
 
 
-async def test_listed_origin_gets_preflight_headers_and_socketio(tmp_path, http):
-    origin = "http://shop.example:7788"
-    async with running(tmp_path, cors_origins=[origin], secret="s") as server:
-        async with http.options(f"{server.url}/emit",
-                                headers={"Origin": origin, **PREFLIGHT}) as response:
-            assert response.status == 204
-            assert response.headers["Access-Control-Allow-Origin"] == origin
-            assert "POST" in response.headers["Access-Control-Allow-Methods"]
-            assert response.headers["Access-Control-Allow-Headers"] == "authorization,content-type"
-            assert "Origin" in response.headers["Vary"]
-        async with http.post(f"{server.url}/emit", json={"event": "e", "room": "r", "secret": "s"},
-                             headers={"Origin": origin}) as response:
-            assert response.status == 200
-            assert response.headers["Access-Control-Allow-Origin"] == origin
-        async with http.post(f"{server.url}/emit", json={"event": "e", "room": "r"},
-                             headers={"Origin": origin}) as response:
-            assert response.status == 403  # errors are readable by the page too
-            assert response.headers["Access-Control-Allow-Origin"] == origin
-        async with http.options(f"{server.url}/emit", headers={
-                "Origin": "http://other.example", **PREFLIGHT}) as response:
-            assert response.status == 403
-        assert await socketio_accepts(server.url, origin)
-        assert not await socketio_accepts(server.url, "http://other.example")
+@pytest.mark.server(cors_origins=[ORIGIN], secret="s")
+async def test_listed_origin_gets_preflight_headers_and_socketio(server, http):
+    async with http.options(f"{server.url}/emit",
+                            headers={"Origin": ORIGIN, **PREFLIGHT}) as response:
+        assert response.status == 204
+        assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+        assert "POST" in response.headers["Access-Control-Allow-Methods"]
+        assert response.headers["Access-Control-Allow-Headers"] == "authorization,content-type"
+        assert "Origin" in response.headers["Vary"]
+    async with http.post(f"{server.url}/emit", json={"event": "e", "room": "r", "secret": "s"},
+                         headers={"Origin": ORIGIN}) as response:
+        assert response.status == 200
+        assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    async with http.post(f"{server.url}/emit", json={"event": "e", "room": "r"},
+                         headers={"Origin": ORIGIN}) as response:
+        assert response.status == 403  # errors are readable by the page too
+        assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    async with http.options(f"{server.url}/emit", headers={
+            "Origin": "http://other.example", **PREFLIGHT}) as response:
+        assert response.status == 403
+    assert await socketio_accepts(server.url, ORIGIN)
+    assert not await socketio_accepts(server.url, "http://other.example")
 
 
 @pytest.mark.parametrize("path", ["/broadcast/news/update", "/notify", "/openapi.json"])
-async def test_any_origin(tmp_path, http, path):
-    async with running(tmp_path, cors_origins=["*"]) as server:
-        async with http.options(f"{server.url}{path}", headers={
-                "Origin": "http://anything.example", **PREFLIGHT}) as response:
-            assert response.status == 204
-            assert response.headers["Access-Control-Allow-Origin"] == "*"
-        async with http.get(f"{server.url}/health",
-                            headers={"Origin": "http://anything.example"}) as response:
-            assert response.headers["Access-Control-Allow-Origin"] == "*"
-        assert await socketio_accepts(server.url, "http://anything.example")
+@pytest.mark.server(cors_origins=["*"])
+async def test_any_origin(server, http, path):
+    async with http.options(f"{server.url}{path}", headers={
+            "Origin": "http://anything.example", **PREFLIGHT}) as response:
+        assert response.status == 204
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+    async with http.get(f"{server.url}/health",
+                        headers={"Origin": "http://anything.example"}) as response:
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert await socketio_accepts(server.url, "http://anything.example")

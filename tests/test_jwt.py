@@ -16,13 +16,9 @@ from notification_service.identity import JwtVerifier
 from notification_service.errors import ApiError
 
 from .sse_client import SECRET, make_token, open_stream
-from .support import start_server
-from .support import test_settings as settings_for
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return settings_for(tmp_path, jwt_secret=SECRET)
+pytestmark = pytest.mark.server(jwt_secret=SECRET)
 
 
 def _b64(value: dict) -> str:
@@ -83,39 +79,33 @@ async def test_socketio_auth_token_refused_with_reason(server, pages):
     assert not page.client.connected
 
 
-async def test_without_a_configured_key_tokens_are_refused(tmp_path, http):
-    server = await start_server(settings_for(tmp_path))
-    try:
-        async with http.get(f"{server.url}/sse?token={make_token()}") as response:
-            assert response.status == 401
-            body = await response.json()
-            assert body["code"] == 40167 and "--jwt-secret" in body["error"]
-    finally:
-        await server.stop()
+async def test_without_a_configured_key_tokens_are_refused(serve, http):
+    server = await serve()
+    async with http.get(f"{server.url}/sse?token={make_token()}") as response:
+        assert response.status == 401
+        body = await response.json()
+        assert body["code"] == 40167 and "--jwt-secret" in body["error"]
 
 
-async def test_rs256_with_public_key_and_no_key_confusion(tmp_path, http):
+async def test_rs256_with_public_key_and_no_key_confusion(serve, tmp_path, http):
     private_key = rsa_key()
     key_file = tmp_path / "jwt.pub.pem"
     key_file.write_bytes(public_pem(private_key))
-    server = await start_server(settings_for(tmp_path, jwt_public_key=key_file))
-    try:
-        stream = await open_stream(http, server.url,
-                                   token=make_token("u", "a", key=private_key, algorithm="RS256"))
-        await server.hub.publish("jwt:a:u", "hi", 1)
-        assert (await stream.next_event()).data == 1
-        stream.close()
-        # The classic forgery: HS256 signed with the public key's PEM as the secret.
-        forged = jwt.api_jws.PyJWS()
-        forged._algorithms["HS256"].prepare_key = lambda key: key  # bypass PyJWT's own guard
-        token = forged.encode(jsoncodec.dumps_bytes(
-            {"sub": "u", "iss": "a", "iat": int(time.time()), "exp": int(time.time()) + 60}),
-            public_pem(private_key), algorithm="HS256")
-        async with http.get(f"{server.url}/sse?token={token}") as response:
-            assert response.status == 401
-            assert (await response.json())["code"] == 40163
-    finally:
-        await server.stop()
+    server = await serve(jwt_public_key=key_file)
+    stream = await open_stream(http, server.url,
+                               token=make_token("u", "a", key=private_key, algorithm="RS256"))
+    await server.hub.publish("jwt:a:u", "hi", 1)
+    assert (await stream.next_event()).data == 1
+    stream.close()
+    # The classic forgery: HS256 signed with the public key's PEM as the secret.
+    forged = jwt.api_jws.PyJWS()
+    forged._algorithms["HS256"].prepare_key = lambda key: key  # bypass PyJWT's own guard
+    token = forged.encode(jsoncodec.dumps_bytes(
+        {"sub": "u", "iss": "a", "iat": int(time.time()), "exp": int(time.time()) + 60}),
+        public_pem(private_key), algorithm="HS256")
+    async with http.get(f"{server.url}/sse?token={token}") as response:
+        assert response.status == 401
+        assert (await response.json())["code"] == 40163
 
 
 def test_es256_public_key():

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
 
 from notification_service.openapi import load_spec
 
-from .publishing import running
 from .support import require
 
 TOKEN = "fuzz-token"
@@ -40,6 +42,23 @@ async def test_openapi_is_served(server, http):
         assert (await response.json())["paths"].keys() == load_spec()["paths"].keys()
 
 
+def schemathesis_executable() -> str | None:
+    """The schemathesis CLI installed with the Python running the tests, else one on PATH.
+
+    ``.venv/bin/python -m pytest`` runs from a virtualenv that is not activated,
+    so its ``bin/`` (``Scripts\\`` on Windows) is not on PATH: look beside
+    ``sys.executable`` and in this interpreter's scripts folder first.
+    """
+    suffix = ".exe" if sys.platform == "win32" else ""
+    folders = [Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))]
+    for folder in folders:
+        for name in ("schemathesis", "st"):
+            candidate = folder / (name + suffix)
+            if candidate.is_file():
+                return str(candidate)
+    return shutil.which("schemathesis") or shutil.which("st")
+
+
 async def run_schemathesis(executable: str, url: str, report_dir, *options: str) -> str:
     process = await asyncio.create_subprocess_exec(
         executable, "run", f"{url}/openapi.json",
@@ -55,18 +74,18 @@ async def run_schemathesis(executable: str, url: str, report_dir, *options: str)
     return text
 
 
-async def test_schemathesis_finds_nothing(tmp_path):
-    executable = shutil.which("schemathesis") or shutil.which("st")
+@pytest.mark.server(secret=TOKEN, publish_token=TOKEN, admin_token=TOKEN)
+async def test_schemathesis_finds_nothing(server, tmp_path):
+    executable = schemathesis_executable()
     require(executable is not None, "schemathesis is not installed (pip install schemathesis)")
-    async with running(tmp_path, secret=TOKEN, publish_token=TOKEN, admin_token=TOKEN) as server:
-        # /sse never ends by itself (a stream), so it cannot be fuzzed request by
-        # request; tests/test_sse*.py cover it, including against its fragment.
-        await run_schemathesis(executable, server.url, tmp_path, "--checks", "all",
-                               "--exclude-path", "/sse",
-                               "--exclude-operation-id", "webpushSubscribe")
-        # A subscription is valid only with a real P-256 key and an allowed push
-        # service, which no schema can express: here every check runs except
-        # "schema-valid data must be accepted".
-        await run_schemathesis(executable, server.url, tmp_path, "--checks", "all",
-                               "--exclude-checks", "positive_data_acceptance",
-                               "--include-operation-id", "webpushSubscribe")
+    # /sse never ends by itself (a stream), so it cannot be fuzzed request by
+    # request; tests/test_sse*.py cover it, including against its fragment.
+    await run_schemathesis(executable, server.url, tmp_path, "--checks", "all",
+                           "--exclude-path", "/sse",
+                           "--exclude-operation-id", "webpushSubscribe")
+    # A subscription is valid only with a real P-256 key and an allowed push
+    # service, which no schema can express: here every check runs except
+    # "schema-valid data must be accepted".
+    await run_schemathesis(executable, server.url, tmp_path, "--checks", "all",
+                           "--exclude-checks", "positive_data_acceptance",
+                           "--include-operation-id", "webpushSubscribe")

@@ -6,7 +6,7 @@ import pytest
 
 from notification_service.config import Settings, is_loopback_host, startup_warnings
 
-from .publishing import post, running, subscribed_page
+from .publishing import post, subscribed_page
 
 SECRET = "MySecret_123"
 
@@ -23,17 +23,14 @@ SECRET = "MySecret_123"
     ("false", False),
     ("null", None),
 ])
-async def test_broadcast_delivers_every_json_value_unchanged(server, http, body, value):
-    page = await subscribed_page(server.url, "news")
-    try:
-        status, answer = await post(http, f"{server.url}/broadcast/news/update", data=body)
-        assert status == 200
-        assert answer["channel"] == "news" and answer["event"] == "update"
-        assert answer["listeners"] == 1 and answer["transports"]["socketio"] == 1
-        [received] = await page.wait_for("update")
-        assert received == value and type(received) is type(value)
-    finally:
-        await page.close()
+async def test_broadcast_delivers_every_json_value_unchanged(server, pages, http, body, value):
+    page = await subscribed_page(pages, "news")
+    status, answer = await post(http, f"{server.url}/broadcast/news/update", data=body)
+    assert status == 200
+    assert answer["channel"] == "news" and answer["event"] == "update"
+    assert answer["listeners"] == 1 and answer["transports"]["socketio"] == 1
+    [received] = await page.wait_for("update")
+    assert received == value and type(received) is type(value)
 
 
 async def test_broadcast_with_nobody_listening_says_so(server, http):
@@ -71,17 +68,17 @@ async def test_broadcast_to_a_jwt_style_channel_with_encoded_slashes(server, htt
     assert status == 200 and answer["channel"] == channel
 
 
-async def test_payload_limit_is_413(tmp_path, http):
-    async with running(tmp_path, max_payload_bytes=100, secret=SECRET) as server:
-        status, answer = await post(http, f"{server.url}/broadcast/news/big",
-                                    data='"' + "x" * 200 + '"')
-        assert (status, answer["code"]) == (413, 41340)
-        assert "at most 100" in answer["error"]
-        status, _ = await post(http, f"{server.url}/broadcast/news/small", data='"' + "x" * 90 + '"')
-        assert status == 200
-        status, answer = await post(http, f"{server.url}/emit", json={
-            "event": "big", "room": "news", "data": "x" * 200, "secret": SECRET})
-        assert (status, answer["code"]) == (413, 41340)
+@pytest.mark.server(max_payload_bytes=100, secret=SECRET)
+async def test_payload_limit_is_413(server, http):
+    status, answer = await post(http, f"{server.url}/broadcast/news/big",
+                                data='"' + "x" * 200 + '"')
+    assert (status, answer["code"]) == (413, 41340)
+    assert "at most 100" in answer["error"]
+    status, _ = await post(http, f"{server.url}/broadcast/news/small", data='"' + "x" * 90 + '"')
+    assert status == 200
+    status, answer = await post(http, f"{server.url}/emit", json={
+        "event": "big", "room": "news", "data": "x" * 200, "secret": SECRET})
+    assert (status, answer["code"]) == (413, 41340)
 
 
 async def test_default_payload_limit_is_64_kib(server, http):
@@ -96,48 +93,45 @@ async def test_push_query_flag_reaches_the_hub(server, http):
     assert [event.push for event in server.hub.history.recent("news")] == [True, False]
 
 
-async def test_push_field_of_emit_reaches_the_hub(tmp_path, http):
-    async with running(tmp_path, secret=SECRET) as server:
-        for push in (True, False):
-            status, _ = await post(http, f"{server.url}/emit", json={
-                "event": "e", "room": "r", "secret": SECRET, "push": push})
-            assert status == 200
-        assert [event.push for event in server.hub.history.recent("r")] == [True, False]
+@pytest.mark.server(secret=SECRET)
+async def test_push_field_of_emit_reaches_the_hub(server, http):
+    for push in (True, False):
+        status, _ = await post(http, f"{server.url}/emit", json={
+            "event": "e", "room": "r", "secret": SECRET, "push": push})
+        assert status == 200
+    assert [event.push for event in server.hub.history.recent("r")] == [True, False]
 
 
 # -- /emit ------------------------------------------------------------------
 
-async def test_emit_ws_emit_payload(tmp_path, http):
-    async with running(tmp_path, secret=SECRET) as server:
-        page = await subscribed_page(server.url, "time")
-        try:
-            status, answer = await post(http, f"{server.url}/emit", json={
-                "event": "update", "room": "time", "data": {"time": 111111},
-                "namespace": None, "secret": SECRET})
-            assert status == 200
-            assert answer["listeners"] == 1 and answer["event"] == "update"
-            assert await page.wait_for("update") == [{"time": 111111}]
-        finally:
-            await page.close()
+@pytest.mark.server(secret=SECRET)
+async def test_emit_ws_emit_payload(server, pages, http):
+    page = await subscribed_page(pages, "time")
+    status, answer = await post(http, f"{server.url}/emit", json={
+        "event": "update", "room": "time", "data": {"time": 111111},
+        "namespace": None, "secret": SECRET})
+    assert status == 200
+    assert answer["listeners"] == 1 and answer["event"] == "update"
+    assert await page.wait_for("update") == [{"time": 111111}]
 
 
-async def test_emit_secret_as_bearer_and_publish_token(tmp_path, http):
-    async with running(tmp_path, secret=SECRET, publish_token="pub") as server:
-        message = {"event": "update", "room": "time", "data": 1}
-        for headers in ({"Authorization": f"Bearer {SECRET}"}, {"Authorization": "Bearer pub"}):
-            status, _ = await post(http, f"{server.url}/emit", json=message, headers=headers)
-            assert status == 200
-        status, _ = await post(http, f"{server.url}/emit?token=pub", json=message)
+@pytest.mark.server(secret=SECRET, publish_token="pub")
+async def test_emit_secret_as_bearer_and_publish_token(server, http):
+    message = {"event": "update", "room": "time", "data": 1}
+    for headers in ({"Authorization": f"Bearer {SECRET}"}, {"Authorization": "Bearer pub"}):
+        status, _ = await post(http, f"{server.url}/emit", json=message, headers=headers)
         assert status == 200
+    status, _ = await post(http, f"{server.url}/emit?token=pub", json=message)
+    assert status == 200
 
 
-async def test_emit_wrong_or_missing_secret_is_403(tmp_path, http):
-    async with running(tmp_path, secret=SECRET) as server:
-        message = {"event": "update", "room": "time", "data": 1}
-        status, answer = await post(http, f"{server.url}/emit", json={**message, "secret": "nope"})
-        assert (status, answer["code"]) == (403, 40340) and "wrong" in answer["error"]
-        status, answer = await post(http, f"{server.url}/emit", json=message)
-        assert (status, answer["code"]) == (403, 40340) and '"secret"' in answer["error"]
+@pytest.mark.server(secret=SECRET)
+async def test_emit_wrong_or_missing_secret_is_403(server, http):
+    message = {"event": "update", "room": "time", "data": 1}
+    status, answer = await post(http, f"{server.url}/emit", json={**message, "secret": "nope"})
+    assert (status, answer["code"]) == (403, 40340) and "wrong" in answer["error"]
+    status, answer = await post(http, f"{server.url}/emit", json=message)
+    assert (status, answer["code"]) == (403, 40340) and '"secret"' in answer["error"]
 
 
 async def test_emit_without_a_configured_secret_says_how_to_enable_it(server, http):
@@ -156,44 +150,44 @@ async def test_emit_without_a_configured_secret_says_how_to_enable_it(server, ht
     ({"event": "update", "room": "time", "push": "yes"}, "push"),
     ([1, 2], "JSON object"),
 ])
-async def test_emit_bad_fields_are_422(tmp_path, http, message, fragment):
-    async with running(tmp_path, secret=SECRET) as server:
-        if isinstance(message, dict):
-            message = {**message, "secret": SECRET}
-        status, answer = await post(http, f"{server.url}/emit", json=message,
-                                    headers={"Authorization": f"Bearer {SECRET}"})
-        assert status == 422, answer
-        assert fragment in answer["error"]
+@pytest.mark.server(secret=SECRET)
+async def test_emit_bad_fields_are_422(server, http, message, fragment):
+    if isinstance(message, dict):
+        message = {**message, "secret": SECRET}
+    status, answer = await post(http, f"{server.url}/emit", json=message,
+                                headers={"Authorization": f"Bearer {SECRET}"})
+    assert status == 422, answer
+    assert fragment in answer["error"]
 
 
-async def test_emit_invalid_json_is_422_with_position(tmp_path, http):
-    async with running(tmp_path, secret=SECRET) as server:
-        status, answer = await post(http, f"{server.url}/emit", data="{'event': 1}")
-        assert (status, answer["code"]) == (422, 42241) and "column 2" in answer["error"]
+@pytest.mark.server(secret=SECRET)
+async def test_emit_invalid_json_is_422_with_position(server, http):
+    status, answer = await post(http, f"{server.url}/emit", data="{'event': 1}")
+    assert (status, answer["code"]) == (422, 42241) and "column 2" in answer["error"]
 
 
 # -- publish token on every way in ------------------------------------------
 
-async def test_publish_token_guards_broadcast_and_triggers(tmp_path, http):
-    async with running(tmp_path, publish_token="pub") as server:
-        status, answer = await post(http, f"{server.url}/broadcast/news/a", data="1")
-        assert status == 401 and "token" in answer["error"]
-        status, _ = await post(http, f"{server.url}/broadcast/news/a", data="1",
-                               headers={"Authorization": "Bearer wrong"})
-        assert status == 403
-        status, _ = await post(http, f"{server.url}/broadcast/news/a", data="1",
-                               headers={"Authorization": "Bearer pub"})
-        assert status == 200
-        status, _ = await post(http, f"{server.url}/broadcast/news/a?token=pub", data="1")
-        assert status == 200
-        async with http.get(f"{server.url}/notify?code=abc&event=x") as response:
-            assert response.status == 401
-        async with http.get(f"{server.url}/notify?code=abc&event=x&token=pub") as response:
-            assert response.status == 200
-        # /emit accepts the publish token alone, since it is a publisher's credential.
-        status, _ = await post(http, f"{server.url}/emit", json={
-            "event": "a", "room": "news", "secret": "pub"})
-        assert status == 200
+@pytest.mark.server(publish_token="pub")
+async def test_publish_token_guards_broadcast_and_triggers(server, http):
+    status, answer = await post(http, f"{server.url}/broadcast/news/a", data="1")
+    assert status == 401 and "token" in answer["error"]
+    status, _ = await post(http, f"{server.url}/broadcast/news/a", data="1",
+                           headers={"Authorization": "Bearer wrong"})
+    assert status == 403
+    status, _ = await post(http, f"{server.url}/broadcast/news/a", data="1",
+                           headers={"Authorization": "Bearer pub"})
+    assert status == 200
+    status, _ = await post(http, f"{server.url}/broadcast/news/a?token=pub", data="1")
+    assert status == 200
+    async with http.get(f"{server.url}/notify?code=abc&event=x") as response:
+        assert response.status == 401
+    async with http.get(f"{server.url}/notify?code=abc&event=x&token=pub") as response:
+        assert response.status == 200
+    # /emit accepts the publish token alone, since it is a publisher's credential.
+    status, _ = await post(http, f"{server.url}/emit", json={
+        "event": "a", "room": "news", "secret": "pub"})
+    assert status == 200
 
 
 def test_warning_when_public_without_publish_token():

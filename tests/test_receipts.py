@@ -2,38 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from .support import connect_page
+
+async def test_wait_reports_acknowledged_listeners(server, pages, http):
+    for _ in range(2):
+        await pages(query="code=rc", confirm_receipts=True)
+    silent = await pages(query="code=rc")
+    started = time.monotonic()
+    async with http.get(f"{server.url}/notify?code=rc&event=x&wait=300") as response:
+        answer = await response.json()
+    assert answer["count"] == 3 and answer["acknowledged"] == 2
+    assert time.monotonic() - started < 2  # bounded by wait, never longer
+    await silent.wait_for("X")
+    [(_data, meta)] = silent.with_meta("X")
+    assert meta["receipt"] is True
 
 
-async def test_wait_reports_acknowledged_listeners(server, http):
-    confirming = [await connect_page(server.url, query="code=rc", confirm_receipts=True)
-                  for _ in range(2)]
-    silent = await connect_page(server.url, query="code=rc")
-    try:
-        started = time.monotonic()
-        async with http.get(f"{server.url}/notify?code=rc&event=x&wait=300") as response:
-            answer = await response.json()
-        assert answer["count"] == 3 and answer["acknowledged"] == 2
-        assert time.monotonic() - started < 2  # bounded by wait, never longer
-        await silent.wait_for("X")
-        [(_data, meta)] = silent.with_meta("X")
-        assert meta["receipt"] is True
-    finally:
-        for page in (*confirming, silent):
-            await page.close()
-
-
-async def test_wait_returns_as_soon_as_everyone_confirmed(server, http):
-    page = await connect_page(server.url, query="code=rc2", confirm_receipts=True)
-    try:
-        started = time.monotonic()
-        async with http.get(f"{server.url}/notify?code=rc2&event=x&wait=5000") as response:
-            assert (await response.json())["acknowledged"] == 1
-        assert time.monotonic() - started < 2
-    finally:
-        await page.close()
+async def test_wait_returns_as_soon_as_everyone_confirmed(server, pages, http):
+    await pages(query="code=rc2", confirm_receipts=True)
+    started = time.monotonic()
+    async with http.get(f"{server.url}/notify?code=rc2&event=x&wait=5000") as response:
+        assert (await response.json())["acknowledged"] == 1
+    assert time.monotonic() - started < 2
 
 
 async def test_without_wait_no_receipt_is_requested(server, pages, http):
@@ -55,20 +47,26 @@ async def test_bad_wait_is_400_on_json_routes_and_plain_data_on_get_triggers(ser
             assert response.status == 200 and "acknowledged" not in answer
 
 
-async def test_receipts_count_once_per_listener_and_survive_a_push_lookup(tmp_path, http):
-    """A receipt that arrives while Web Push looks up subscriptions still counts."""
-    from .support import start_server, test_settings
+async def test_receipts_count_once_per_listener_and_survive_a_push_lookup(server, pages, http):
+    """A page repeating its receipt is one listener, and receipts that arrive while
+    Web Push looks up subscriptions (push=1) still count.
 
-    running = await start_server(test_settings(tmp_path))
-    page = await connect_page(running.url, query="code=rc5", confirm_receipts=True)
-    try:
-        async with http.get(f"{running.url}/notify?code=rc5&event=x&push=1&wait=3000") as response:
-            answer = await response.json()
-        assert answer["acknowledged"] == 1
-        [(_data, meta)] = page.with_meta("X")
-        for _ in range(3):  # a page repeating its receipt is still one listener
-            await page.client.emit("RECEIVED", {"id": meta["id"]})
-        assert running.hub.receipts._tracked == {}
-    finally:
-        await page.close()
-        await running.stop()
+    Two listeners, one confirming three times while the publisher waits, one never:
+    counting receipts instead of listeners would end the wait at once with 3.
+    """
+    repeating = await pages(query="code=rc5")
+    await pages(query="code=rc5")  # never confirms, so the publisher waits the whole wait
+
+    async def publish() -> dict:
+        async with http.get(f"{server.url}/notify?code=rc5&event=x&push=1&wait=1500") as response:
+            return await response.json()
+
+    publishing = asyncio.create_task(publish())
+    await repeating.wait_for("X")
+    [(_data, meta)] = repeating.with_meta("X")
+    assert meta["receipt"] is True
+    for _ in range(3):
+        await repeating.client.emit("RECEIVED", {"id": meta["id"]})
+    answer = await publishing
+    assert (answer["count"], answer["acknowledged"]) == (2, 1)
+    assert server.hub.receipts._tracked == {}

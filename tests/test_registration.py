@@ -91,7 +91,7 @@ async def test_websocket_is_not_compressed(server, http):
 
 async def test_a_channel_named_like_a_connection_id_reaches_only_its_listeners(server, pages, http):
     """python-socketio keeps a room per connection id; channels never share those rooms."""
-    target, other = await pages(), await pages(query="code=spy")
+    target, other = await pages(query="code=target"), await pages(query="code=spy")
     sid = target.client.get_sid()
     async with http.get(f"{server.url}/notify?code={sid}&event=hello") as response:
         assert (await response.json())["count"] == 0
@@ -101,4 +101,7 @@ async def test_a_channel_named_like_a_connection_id_reaches_only_its_listeners(s
     await other.wait_for("HELLO")
     async with http.get(f"{server.url}/notify?code=spy&event=sentinel") as response:
         assert (await response.json())["count"] == 0  # other left "spy" when it registered sid
+    async with http.get(f"{server.url}/notify?code=target&event=sentinel") as response:
+        assert (await response.json())["count"] == 1
+    await target.wait_for("SENTINEL")  # in order on target's connection: a HELLO would be here
     assert target.named("HELLO") == []

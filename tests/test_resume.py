@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import socketio
 
 from notification_service.history import MemoryHistory
 
-from .support import WAIT, connect_page, start_server, test_settings
+from .support import WAIT, connect_page
 
 
 async def fire(http, server, code: str, n: int) -> str:
@@ -76,19 +77,15 @@ async def test_publishes_racing_the_replay_arrive_once_and_in_order(server, http
     await back.close()
 
 
-async def test_too_old_id_gets_a_gap_notice_then_what_is_kept(tmp_path, http):
-    running = await start_server(test_settings(tmp_path, history_size=3))
-    try:
-        ids = [await fire(http, running, "g1", n) for n in range(10)]
-        page = await connect_page(running.url, auth={"code": "g1", "lastEventId": ids[1]})
-        [notice] = await page.wait_for("RESUME_GAP")
-        assert notice["channel"] == "g1" and notice["lastEventId"] == ids[1]
-        assert notice["available"] == 3
-        assert [d["n"] for d in await page.wait_for("TICK", count=3)] == ["7", "8", "9"]
-        assert [name for name, _ in page.received if name in ("RESUME_GAP", "TICK")][0] == "RESUME_GAP"
-        await page.close()
-    finally:
-        await running.stop()
+@pytest.mark.server(history_size=3)
+async def test_too_old_id_gets_a_gap_notice_then_what_is_kept(server, pages, http):
+    ids = [await fire(http, server, "g1", n) for n in range(10)]
+    page = await pages(auth={"code": "g1", "lastEventId": ids[1]})
+    [notice] = await page.wait_for("RESUME_GAP")
+    assert notice["channel"] == "g1" and notice["lastEventId"] == ids[1]
+    assert notice["available"] == 3
+    assert [d["n"] for d in await page.wait_for("TICK", count=3)] == ["7", "8", "9"]
+    assert [name for name, _ in page.received if name in ("RESUME_GAP", "TICK")][0] == "RESUME_GAP"
 
 
 async def test_id_from_another_epoch_is_a_gap(server, http):
@@ -159,34 +156,28 @@ async def test_polling_returns_what_was_missed_in_order(server, http):
     assert body == {"channel": "poll1", "events": [], "gap": False, "lastEventId": ids[3]}
 
 
-async def test_polling_reports_gaps_and_respects_private_channels(tmp_path, http):
-    running = await start_server(test_settings(tmp_path, history_size=2, admin_token="adm"))
-    try:
-        ids = [await fire(http, running, "poll2", n) for n in range(5)]
-        async with http.get(f"{running.url}/channels/poll2/events?since={ids[0]}") as response:
-            body = await response.json()
-        assert body["gap"] is True and [e["data"]["n"] for e in body["events"]] == ["3", "4"]
-        async with http.get(f"{running.url}/channels/team::board/events") as response:
-            assert response.status == 403 and (await response.json())["code"] == 40302
-        async with http.get(f"{running.url}/channels/team::board/events",
-                            headers={"Authorization": "Bearer adm"}) as response:
-            assert response.status == 200
-    finally:
-        await running.stop()
+@pytest.mark.server(history_size=2, admin_token="adm")
+async def test_polling_reports_gaps_and_respects_private_channels(server, http):
+    ids = [await fire(http, server, "poll2", n) for n in range(5)]
+    async with http.get(f"{server.url}/channels/poll2/events?since={ids[0]}") as response:
+        body = await response.json()
+    assert body["gap"] is True and [e["data"]["n"] for e in body["events"]] == ["3", "4"]
+    async with http.get(f"{server.url}/channels/team::board/events") as response:
+        assert response.status == 403 and (await response.json())["code"] == 40302
+    async with http.get(f"{server.url}/channels/team::board/events",
+                        headers={"Authorization": "Bearer adm"}) as response:
+        assert response.status == 200
 
 
-async def test_a_restart_changes_the_epoch_and_resuming_clients_hear_of_the_gap(tmp_path, http):
-    before = await start_server(test_settings(tmp_path))
+async def test_a_restart_changes_the_epoch_and_resuming_clients_hear_of_the_gap(serve, http):
+    before = await serve()
     last_seen = await fire(http, before, "restart", 1)
     await before.stop()
-    after = await start_server(test_settings(tmp_path))
-    try:
-        new_id = await fire(http, after, "restart", 2)
-        assert new_id.split("-")[0] != last_seen.split("-")[0]
-        page = await connect_page(after.url, auth={"code": "restart", "lastEventId": last_seen})
-        [notice] = await page.wait_for("RESUME_GAP")
-        assert notice["lastEventId"] == last_seen
-        assert [d["n"] for d in await page.wait_for("TICK")] == ["2"]
-        await page.close()
-    finally:
-        await after.stop()
+    after = await serve(port=before.port, data_dir=before.settings.data_dir)
+    new_id = await fire(http, after, "restart", 2)
+    assert new_id.split("-")[0] != last_seen.split("-")[0]
+    page = await connect_page(after.url, auth={"code": "restart", "lastEventId": last_seen})
+    [notice] = await page.wait_for("RESUME_GAP")
+    assert notice["lastEventId"] == last_seen
+    assert [d["n"] for d in await page.wait_for("TICK")] == ["2"]
+    await page.close()

@@ -12,13 +12,7 @@ import pytest
 from notification_service.app import SSE_KEY
 
 from .sse_client import SECRET, make_token, open_stream
-from .support import connect_page, start_server
-from .support import test_settings as settings_for
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return settings_for(tmp_path, jwt_secret=SECRET)
+pytestmark = pytest.mark.server(jwt_secret=SECRET)
 
 
 async def test_stream_headers_and_retry_hint(server, http):
@@ -112,20 +106,16 @@ async def test_jwt_listener_may_add_public_channels(server, http):
     stream.close()
 
 
-async def test_ping_cadence(tmp_path, http):
-    server = await start_server(settings_for(tmp_path, jwt_secret=SECRET,
-                                              sse_ping_interval=0.2))
-    try:
-        stream = await open_stream(http, server.url, token=make_token())
-        started = time.monotonic()
-        pings = [await stream.wait_for("ping", timeout=2) for _ in range(3)]
-        elapsed = time.monotonic() - started
-        assert 0.5 <= elapsed < 1.5, elapsed
-        assert all(ping.id is None for ping in pings)  # never moves Last-Event-ID
-        assert all(isinstance(ping.data["time"], int) for ping in pings)
-        stream.close()
-    finally:
-        await server.stop()
+@pytest.mark.server(jwt_secret=SECRET, sse_ping_interval=0.2)
+async def test_ping_cadence(server, http):
+    stream = await open_stream(http, server.url, token=make_token())
+    started = time.monotonic()
+    pings = [await stream.wait_for("ping", timeout=2) for _ in range(3)]
+    elapsed = time.monotonic() - started
+    assert 0.5 <= elapsed < 1.5, elapsed
+    assert all(ping.id is None for ping in pings)  # never moves Last-Event-ID
+    assert all(isinstance(ping.data["time"], int) for ping in pings)
+    stream.close()
 
 
 async def test_closed_stream_is_forgotten_without_any_event(server, http, monkeypatch):
@@ -159,19 +149,17 @@ async def test_event_is_encoded_once_for_many_listeners(server, http, monkeypatc
         stream.close()
 
 
-async def test_shutdown_with_a_stream_attached_is_prompt(tmp_path, http):
-    server = await start_server(settings_for(tmp_path, jwt_secret=SECRET,
-                                              shutdown_timeout=5.0))
+@pytest.mark.server(jwt_secret=SECRET, shutdown_timeout=5.0)
+async def test_shutdown_with_a_stream_attached_is_prompt(server, pages, http):
     stream = await open_stream(http, server.url, token=make_token())
     other = await open_stream(http, server.url, query="code=abc")
-    page = await connect_page(server.url, auth={"token": make_token("sio-user")})
+    page = await pages(auth={"token": make_token("sio-user")})
     await page.wait_for("WELCOME")
     started = time.monotonic()
     await server.stop()
     elapsed = time.monotonic() - started
     assert elapsed < 2.0, f"stopping took {elapsed:.2f} s"
     assert await stream.ended(timeout=2) and await other.ended(timeout=2)
-    await page.close()
 
 
 def test_event_frame_format():
@@ -183,18 +171,17 @@ def test_event_frame_format():
     assert re.fullmatch(rb"(?:[a-z]+: [^\n]*\n)+\n", frame)
 
 
-async def test_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving(tmp_path, http, caplog):
+@pytest.mark.server(sse_queue_size=4)
+async def test_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving(server, http, caplog):
     import logging
     import socket
 
-    server = await start_server(settings_for(tmp_path, sse_queue_size=4))
     loop = asyncio.get_running_loop()
     slow = socket.socket()
     try:
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.setblocking(False)
-        port = int(server.url.rsplit(":", 1)[1])
-        await loop.sock_connect(slow, ("127.0.0.1", port))
+        await loop.sock_connect(slow, ("127.0.0.1", server.port))
         await loop.sock_sendall(slow, b"GET /sse?channel=busy HTTP/1.1\r\nHost: test\r\n\r\n")
         head = await asyncio.wait_for(loop.sock_recv(slow, 1024), 5)
         assert head.startswith(b"HTTP/1.1 200")  # ... and it never reads again
@@ -229,7 +216,6 @@ async def test_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving(tmp_path,
         fast.close()
     finally:
         slow.close()
-        await server.stop()
 
 
 async def test_head_answers_headers_without_a_stream(server, http):
@@ -242,38 +228,32 @@ async def test_head_answers_headers_without_a_stream(server, http):
         assert response.status == 401
 
 
-async def test_every_way_in_reaches_a_jwt_listener(tmp_path, http):
+@pytest.mark.server(jwt_secret=SECRET, secret="emit-secret")
+async def test_every_way_in_reaches_a_jwt_listener(server, http):
     """The issue's 'done when': curl -N with a JWT prints what any producer sends that user."""
-    server = await start_server(settings_for(tmp_path, jwt_secret=SECRET, secret="emit-secret"))
-    try:
-        stream = await open_stream(http, server.url, token=make_token("alice", "shop"))
-        async with http.post(f"{server.url}/broadcast/jwt:shop:alice/order",
-                             json={"via": "broadcast"}) as response:
-            assert (await response.json())["listeners"] == 1
-        async with http.post(f"{server.url}/emit", json={
-                "event": "order", "room": "jwt:shop", "data": {"via": "emit"},
-                "secret": "emit-secret"}) as response:
-            assert (await response.json())["listeners"] == 1
-        await server.hub.publish("jwt:shop:alice", "order", {"via": "python"})
-        received = [(await stream.next_event()).data["via"] for _ in range(3)]
-        assert received == ["broadcast", "emit", "python"]
-        stream.close()
-    finally:
-        await server.stop()
+    stream = await open_stream(http, server.url, token=make_token("alice", "shop"))
+    async with http.post(f"{server.url}/broadcast/jwt:shop:alice/order",
+                         json={"via": "broadcast"}) as response:
+        assert (await response.json())["listeners"] == 1
+    async with http.post(f"{server.url}/emit", json={
+            "event": "order", "room": "jwt:shop", "data": {"via": "emit"},
+            "secret": "emit-secret"}) as response:
+        assert (await response.json())["listeners"] == 1
+    await server.hub.publish("jwt:shop:alice", "order", {"via": "python"})
+    received = [(await stream.next_event()).data["via"] for _ in range(3)]
+    assert received == ["broadcast", "emit", "python"]
+    stream.close()
 
 
-async def test_cross_origin_stream_is_labelled_for_allowed_origins(tmp_path, http):
-    server = await start_server(settings_for(tmp_path, cors_origins=["https://overlay.example"]))
-    try:
-        async with http.get(f"{server.url}/sse?code=1234",
-                            headers={"Origin": "https://overlay.example"}) as response:
-            assert response.headers["Access-Control-Allow-Origin"] == "https://overlay.example"
-            assert "X-Connection-Id" in response.headers["Access-Control-Expose-Headers"]
-        async with http.get(f"{server.url}/sse?code=1234",
-                            headers={"Origin": "https://evil.example"}) as response:
-            assert "Access-Control-Allow-Origin" not in response.headers
-    finally:
-        await server.stop()
+@pytest.mark.server(cors_origins=["https://overlay.example"])
+async def test_cross_origin_stream_is_labelled_for_allowed_origins(server, http):
+    async with http.get(f"{server.url}/sse?code=1234",
+                        headers={"Origin": "https://overlay.example"}) as response:
+        assert response.headers["Access-Control-Allow-Origin"] == "https://overlay.example"
+        assert "X-Connection-Id" in response.headers["Access-Control-Expose-Headers"]
+    async with http.get(f"{server.url}/sse?code=1234",
+                        headers={"Origin": "https://evil.example"}) as response:
+        assert "Access-Control-Allow-Origin" not in response.headers
 
 
 def test_queue_bound_in_events_and_bytes():

@@ -5,33 +5,8 @@ from __future__ import annotations
 import pytest
 
 from .sse_client import SECRET, make_token
-from .support import require, require_chromium
-from .support import test_settings as settings_for
 
-pytestmark = pytest.mark.browser
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
-
-
-@pytest.fixture
-def settings(tmp_path):
-    return settings_for(tmp_path, jwt_secret=SECRET)
-
-
-@pytest.fixture
-async def browser():
-    executable = require_chromium()
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:  # pragma: no cover - depends on the machine
-        require(False, "Playwright for Python is not installed (pip install playwright)")
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=executable,
-                                                    args=CHROMIUM_ARGS)
-        yield launched
-        await launched.close()
+pytestmark = [pytest.mark.browser, pytest.mark.server(jwt_secret=SECRET)]
 
 
 async def test_eventsource_page_shows_published_event_as_text(server, browser):

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
+import openapi_spec_validator
 import pytest
 
 from notification_service.config import PROJECT_ROOT
 
 from .sse_client import SECRET, make_token, open_stream
-from .support import test_settings as settings_for
 
 FRAGMENT = PROJECT_ROOT / "notification_service" / "openapi" / "sse.json"
 
 
-@pytest.fixture
-def settings(tmp_path):
-    return settings_for(tmp_path, jwt_secret=SECRET)
+pytestmark = pytest.mark.server(jwt_secret=SECRET)
 
 
 def fragment() -> dict:
@@ -31,13 +30,11 @@ def schema_of(path: str, status: str) -> dict:
 
 
 def test_fragment_is_valid_openapi():
-    openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
     openapi_spec_validator.validate(
         {"openapi": "3.1.0", "info": {"title": "fragment", "version": "0"}, **fragment()})
 
 
 async def test_answers_match_the_fragment(server, http):
-    jsonschema = pytest.importorskip("jsonschema")
     stream = await open_stream(http, server.url, token=make_token("u", "app"))
     headers = {"Authorization": f"Bearer {make_token('admin-ish', 'app')}"}
     async with http.get(f"{server.url}/connections/app", headers=headers) as response:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from .sse_client import open_stream
-from .support import start_server, test_settings
 
 
 async def fire(http, server, channel: str, n: int) -> str:
@@ -74,17 +75,14 @@ async def test_publishes_racing_the_replay_arrive_once_and_in_order(server, http
         stream.close()
 
 
-async def test_too_old_id_gets_the_gap_notice_first(tmp_path, http):
-    running = await start_server(test_settings(tmp_path, history_size=2))
+@pytest.mark.server(history_size=2)
+async def test_too_old_id_gets_the_gap_notice_first(server, http):
+    ids = [await fire(http, server, "s4", n) for n in range(6)]
+    stream = await open_stream(http, server.url, query="channel=s4", last_event_id=ids[0])
     try:
-        ids = [await fire(http, running, "s4", n) for n in range(6)]
-        stream = await open_stream(http, running.url, query="channel=s4", last_event_id=ids[0])
-        try:
-            notice = await stream.next_event()
-            assert notice.name == "RESUME_GAP" and notice.id is None
-            assert notice.data["channel"] == "s4" and notice.data["available"] == 2
-            assert [(await stream.wait_for("tick")).data["n"] for _ in range(2)] == [4, 5]
-        finally:
-            stream.close()
+        notice = await stream.next_event()
+        assert notice.name == "RESUME_GAP" and notice.id is None
+        assert notice.data["channel"] == "s4" and notice.data["available"] == 2
+        assert [(await stream.wait_for("tick")).data["n"] for _ in range(2)] == [4, 5]
     finally:
-        await running.stop()
+        stream.close()

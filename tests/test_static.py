@@ -9,7 +9,7 @@ import pytest
 
 from notification_service.static import CONTENT_TYPES
 
-from .support import raw_get, start_server, test_settings
+from .support import raw_get
 
 EXPECTED_TYPES = {
     "html": "text/html", "js": "text/javascript", "mjs": "text/javascript", "css": "text/css",
@@ -23,7 +23,7 @@ EXPECTED_TYPES = {
 
 
 @pytest.fixture
-async def site(tmp_path):
+async def site(serve, tmp_path):
     """A web root with one file per type, a folder with an index, a hidden file and a secret outside."""
     root = tmp_path / "web"
     sources = root / "sources"
@@ -40,9 +40,7 @@ async def site(tmp_path):
     if sys.platform != "win32":
         os.symlink(tmp_path / "secret.txt", sources / "link-out.txt")
         os.symlink(sources / "file.txt", sources / "link-in.txt")
-    running = await start_server(test_settings(tmp_path, web_root=root))
-    yield running
-    await running.stop()
+    return await serve(web_root=root)
 
 
 def test_table_covers_every_type_an_overlay_uses():

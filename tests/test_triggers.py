@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from .support import start_server, test_settings
 
 
 async def get_json(http, url: str) -> tuple[int, dict]:
@@ -38,9 +37,13 @@ async def test_other_codes_do_not_receive(server, pages, http):
     mine, other = await pages(query="code=mine"), await pages(query="code=other")
     await get_json(http, f"{server.url}/notify?code=mine&event=A")
     await get_json(http, f"{server.url}/notify?code=other&event=B")
-    await mine.wait_for("A")
-    await other.wait_for("B")
-    assert mine.named("B") == [] and other.named("A") == []
+    for code in ("mine", "other"):
+        await get_json(http, f"{server.url}/notify?code={code}&event=sentinel")
+    # Events arrive in order on a connection: a stray A or B would be there before SENTINEL.
+    await mine.wait_for("SENTINEL")
+    await other.wait_for("SENTINEL")
+    assert mine.named("A") == [{"code": "mine", "event": "A"}] and mine.named("B") == []
+    assert other.named("B") == [{"code": "other", "event": "B"}] and other.named("A") == []
 
 
 async def test_ids_increase_per_code(server, http):
@@ -110,33 +113,24 @@ async def test_no_route_lists_codes(server, pages, http):
             assert "secret-code" not in await response.text()
 
 
-async def test_publish_token_guards_triggers(tmp_path, http):
-    running = await start_server(test_settings(tmp_path, publish_token="s3cret"))
-    try:
-        status, answer = await get_json(http, f"{running.url}/notify?code=1&event=X")
-        assert (status, answer["code"]) == (401, 40101)
-        status, answer = await get_json(http, f"{running.url}/notify?code=1&event=X&token=nope")
-        assert (status, answer["code"]) == (403, 40301)
-        status, answer = await get_json(http, f"{running.url}/notify?code=1&event=X&token=s3cret")
-        assert status == 200
-        async with http.get(f"{running.url}/notify?code=1&event=X",
-                            headers={"Authorization": "Bearer s3cret"}) as response:
-            assert response.status == 200
-    finally:
-        await running.stop()
+@pytest.mark.server(publish_token="s3cret")
+async def test_publish_token_guards_triggers(server, http):
+    status, answer = await get_json(http, f"{server.url}/notify?code=1&event=X")
+    assert (status, answer["code"]) == (401, 40101)
+    status, answer = await get_json(http, f"{server.url}/notify?code=1&event=X&token=nope")
+    assert (status, answer["code"]) == (403, 40301)
+    status, answer = await get_json(http, f"{server.url}/notify?code=1&event=X&token=s3cret")
+    assert status == 200
+    async with http.get(f"{server.url}/notify?code=1&event=X",
+                        headers={"Authorization": "Bearer s3cret"}) as response:
+        assert response.status == 200
 
 
-async def test_token_is_never_part_of_the_event_data(tmp_path, http):
-    from .support import connect_page
-
-    running = await start_server(test_settings(tmp_path, publish_token="s3cret"))
-    page = await connect_page(running.url, query="code=1")
-    try:
-        await get_json(http, f"{running.url}/notify?code=1&event=X&token=s3cret&a=b")
-        assert await page.wait_for("X") == [{"code": "1", "event": "X", "a": "b"}]
-    finally:
-        await page.close()
-        await running.stop()
+@pytest.mark.server(publish_token="s3cret")
+async def test_token_is_never_part_of_the_event_data(server, pages, http):
+    page = await pages(query="code=1")
+    await get_json(http, f"{server.url}/notify?code=1&event=X&token=s3cret&a=b")
+    assert await page.wait_for("X") == [{"code": "1", "event": "X", "a": "b"}]
 
 
 async def test_logs_mask_codes_at_info_and_never_show_payloads(server, http, caplog):

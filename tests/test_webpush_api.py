@@ -6,8 +6,9 @@ import orjson
 
 from notification_service.webpush.service import WEBPUSH_KEY
 
-from .pushservice import SUBJECT, PushService, push_server, push_service  # noqa: F401
-from .support import connect_page, start_server
+from .pushservice import (SUBJECT, WEBPUSH, PushService, push_server, push_service,  # noqa: F401
+                          webpush)
+from .support import connect_page
 
 
 async def subscribe(http, server, browser, **extra) -> dict:
@@ -94,6 +95,7 @@ async def test_live_event_from_get_trigger_reaches_channel_subscriber(push_serve
         async with http.get(f"{push_server.url}/notify?code=stream42&event=quiet") as response:
             assert (await response.json())["count"] == 1
         await page.wait_for("QUIET")
+        await push_server.app[WEBPUSH_KEY].transport.wait()  # every batch queued so far is sent
         assert len(push_service.received(browser)) == 1
     finally:
         await page.close()
@@ -121,16 +123,12 @@ async def test_ssrf_refused_at_subscribe_time(push_server, push_service, http):
     assert await push_server.app[WEBPUSH_KEY].store.count() == 0
 
 
-async def test_http_endpoints_refused_without_allow_http(tmp_path, push_service, http):
-    from .pushservice import webpush_settings
-    server = await start_server(webpush_settings(tmp_path, webpush_allow_http=False))
-    try:
-        async with http.post(f"{server.url}/webpush/subscriptions",
-                             json=push_service.subscriber().to_json()) as response:
-            answer = await response.json()
-        assert response.status == 403 and "--webpush-allow-http" in answer["error"]
-    finally:
-        await server.stop()
+async def test_http_endpoints_refused_without_allow_http(serve, push_service, http):
+    server = await serve(**webpush(webpush_allow_http=False))
+    async with http.post(f"{server.url}/webpush/subscriptions",
+                         json=push_service.subscriber().to_json()) as response:
+        answer = await response.json()
+    assert response.status == 403 and "--webpush-allow-http" in answer["error"]
 
 
 async def test_bad_subscriptions_are_refused(push_server, push_service, http):
@@ -175,20 +173,16 @@ async def test_notify_needs_exactly_one_target_and_a_message(push_server, http):
         assert answer["code"] == 40021, body
 
 
-async def test_notify_requires_the_publish_token_when_set(tmp_path, push_service, http):
-    from .pushservice import webpush_settings
-    server = await start_server(webpush_settings(tmp_path, publish_token="s3cret"))
-    try:
-        browser = push_service.subscriber()
-        await subscribe(http, server, browser, id="alice")  # subscribing needs no token
-        body = {"id": "alice", "message": "m"}
-        assert (await notify(http, server, body, status=401))["code"] == 40101
-        assert (await notify(http, server, body, status=403,
-                             headers={"Authorization": "Bearer wrong"}))["code"] == 40301
-        ok = await notify(http, server, body, headers={"Authorization": "Bearer s3cret"})
-        assert ok["sent"] == 1
-    finally:
-        await server.stop()
+async def test_notify_requires_the_publish_token_when_set(serve, push_service, http):
+    server = await serve(**WEBPUSH, publish_token="s3cret")
+    browser = push_service.subscriber()
+    await subscribe(http, server, browser, id="alice")  # subscribing needs no token
+    body = {"id": "alice", "message": "m"}
+    assert (await notify(http, server, body, status=401))["code"] == 40101
+    assert (await notify(http, server, body, status=403,
+                         headers={"Authorization": "Bearer wrong"}))["code"] == 40301
+    ok = await notify(http, server, body, headers={"Authorization": "Bearer s3cret"})
+    assert ok["sent"] == 1
 
 
 async def test_wait_false_answers_at_once_with_the_queued_count(push_server, push_service, http):
@@ -249,19 +243,14 @@ async def test_delete_without_an_endpoint_is_a_clear_400(push_server, http):
 
 
 async def test_subscriptions_are_capped_but_known_endpoints_can_resubscribe(
-        tmp_path, push_service, http):
-    from .pushservice import webpush_settings
-
-    running = await start_server(webpush_settings(tmp_path, webpush_max_subscriptions=2))
-    try:
-        first, second, third = (push_service.subscriber() for _ in range(3))
-        await subscribe(http, running, first)
-        await subscribe(http, running, second)
-        async with http.post(f"{running.url}/webpush/subscriptions",
-                             json=third.to_json()) as response:
-            body = await response.json()
-        assert response.status == 507 and body["code"] == 50720
-        assert "--webpush-max-subscriptions" in body["error"]
-        assert (await subscribe(http, running, first, group="g"))["new"] is False
-    finally:
-        await running.stop()
+        serve, push_service, http):
+    server = await serve(**WEBPUSH, webpush_max_subscriptions=2)
+    first, second, third = (push_service.subscriber() for _ in range(3))
+    await subscribe(http, server, first)
+    await subscribe(http, server, second)
+    async with http.post(f"{server.url}/webpush/subscriptions",
+                         json=third.to_json()) as response:
+        body = await response.json()
+    assert response.status == 507 and body["code"] == 50720
+    assert "--webpush-max-subscriptions" in body["error"]
+    assert (await subscribe(http, server, first, group="g"))["new"] is False

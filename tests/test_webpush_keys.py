@@ -13,9 +13,6 @@ from notification_service.cli import main
 from notification_service.config import PROJECT_ROOT, settings_from_args
 from notification_service.webpush import keys
 
-from . import support
-from .support import start_server
-
 
 def test_key_is_generated_once_owner_only_and_reused(tmp_path):
     first = keys.load_or_create(tmp_path, None)
@@ -46,9 +43,9 @@ def test_configured_key_file_is_used(tmp_path):
         keys.load_key(tmp_path / "junk.pem")
 
 
-async def test_server_refuses_to_start_with_a_missing_key(tmp_path):
+async def test_server_refuses_to_start_with_a_missing_key(serve, tmp_path):
     with pytest.raises(keys.VapidKeyError):
-        await start_server(support.test_settings(tmp_path, vapid_key=tmp_path / "nope.pem"))
+        await serve(vapid_key=tmp_path / "nope.pem")
 
 
 @pytest.mark.parametrize("subject", [

@@ -7,7 +7,7 @@ import time
 
 from notification_service.webpush.service import WEBPUSH_KEY
 
-from .pushservice import PushService, push_server, push_service  # noqa: F401
+from .pushservice import WEBPUSH, PushService, push_server, push_service  # noqa: F401
 from .test_webpush_api import notify, subscribe
 
 
@@ -120,22 +120,17 @@ async def test_vapid_header_is_renewed_before_it_expires(push_server):
     assert vapid.header("https://fcm.googleapis.com") != first
 
 
-async def test_large_fan_out_encrypts_in_worker_processes(tmp_path, push_service, http):
-    from .pushservice import webpush_settings
-    from .support import start_server
-    server = await start_server(webpush_settings(tmp_path, webpush_crypto_processes=1))
-    try:
-        server.app[WEBPUSH_KEY].sender.crypto_batch = 2
-        browsers = [push_service.subscriber() for _ in range(5)]
-        for browser in browsers:
-            await subscribe(http, server, browser, group="many")
-        result = await notify(http, server, {"group": "many", "message": {"title": "fan"}})
-        assert result["sent"] == 5
-        for browser in browsers:
-            [delivery] = await push_service.wait_for(browser)
-            assert delivery.plaintext == b'{"title":"fan"}'
-    finally:
-        await server.stop()
+async def test_large_fan_out_encrypts_in_worker_processes(serve, push_service, http):
+    server = await serve(**WEBPUSH, webpush_crypto_processes=1)
+    server.app[WEBPUSH_KEY].sender.crypto_batch = 2
+    browsers = [push_service.subscriber() for _ in range(5)]
+    for browser in browsers:
+        await subscribe(http, server, browser, group="many")
+    result = await notify(http, server, {"group": "many", "message": {"title": "fan"}})
+    assert result["sent"] == 5
+    for browser in browsers:
+        [delivery] = await push_service.wait_for(browser)
+        assert delivery.plaintext == b'{"title":"fan"}'
 
 
 async def test_stored_endpoint_no_longer_allowed_is_not_contacted(push_server, push_service, http):

@@ -1,0 +1,162 @@
+"""The python-socketio and python-engineio internals the socket.io transport relies on.
+
+notification_service/transports/socketio.py reaches past both libraries' public
+API: it reads room members from the manager, queues one encoded packet on each
+member's engine.io socket, swaps in its own aiohttp WebSocket class and closes
+sockets without waiting at shutdown. requirements.txt pins both libraries to
+one minor version; before a pin moves, this module must pass against the new
+version. Each test checks one internal with the shape the transport uses
+(attribute there, callable with those arguments, answering that type), without
+a server except the last, which looks at what a live connection leaves behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import re
+from importlib.metadata import version
+
+import socketio
+from engineio import packet as engineio_packet
+from engineio.async_drivers import aiohttp as engineio_aiohttp
+from engineio.async_socket import AsyncSocket
+from socketio import packet as socketio_packet
+
+from notification_service import jsoncodec
+from notification_service.app import SOCKETIO_KEY
+from notification_service.config import PROJECT_ROOT
+from notification_service.transports.socketio import NAMESPACE, room_of
+
+
+def make_sio() -> socketio.AsyncServer:
+    """An AsyncServer made as SocketIOTransport makes it."""
+    return socketio.AsyncServer(async_mode="aiohttp", json=jsoncodec, logger=False,
+                                engineio_logger=False, always_connect=True,
+                                max_http_buffer_size=12345)
+
+
+def test_installed_versions_are_the_pinned_minor_versions():
+    pins = (PROJECT_ROOT / "requirements.txt").read_text()
+    for name in ("python-socketio", "python-engineio"):
+        low, high = re.search(rf"^{name}>=([\d.]+),<([\d.]+)$", pins, re.MULTILINE).groups()
+        installed = tuple(int(part) for part in version(name).split(".")[:2])
+        assert tuple(map(int, low.split("."))) <= installed < tuple(map(int, high.split("."))), (
+            f"{name} {version(name)} is installed but requirements.txt pins >={low},<{high}")
+
+
+async def test_manager_rooms_map_each_member_sid_to_its_engineio_sid():
+    manager = make_sio().manager
+    sid = await manager.connect("eio-1", NAMESPACE)
+    assert manager.is_connected(sid, NAMESPACE) is True
+    assert manager.eio_sid_from_sid(sid, NAMESPACE) == "eio-1"
+    assert manager.eio_sid_from_sid("someone-else", NAMESPACE) is None
+    # Every connection has a room named after its sid: why channel rooms have a prefix.
+    assert dict(manager.rooms[NAMESPACE][sid].items()) == {sid: "eio-1"}
+
+    assert manager.basic_enter_room(sid, NAMESPACE, room_of("news")) is None  # not a coroutine
+    manager.basic_enter_room(sid, NAMESPACE, room_of("news"))  # twice: still one member
+    room = manager.rooms.get(NAMESPACE, {}).get(room_of("news"))
+    assert len(room) == 1 and list(room.items()) == [(sid, "eio-1")]
+    assert manager.rooms.get("/elsewhere", {}).get(room_of("news")) is None
+
+    assert manager.basic_leave_room(sid, NAMESPACE, room_of("news")) is None
+    assert room_of("news") not in manager.rooms[NAMESPACE]  # an empty room is dropped
+    manager.basic_leave_room(sid, NAMESPACE, room_of("news"))  # not a member: no error
+    await manager.disconnect(sid, NAMESPACE)
+    assert manager.is_connected(sid, NAMESPACE) is False
+
+
+async def test_engineio_sockets_take_packets_without_waiting_and_close_without_waiting():
+    eio = make_sio().eio
+    assert eio.sockets == {} and isinstance(eio.sockets, dict)
+    socket = AsyncSocket(eio, "eio-1")
+    eio.sockets["eio-1"] = socket
+    assert socket.closed is False
+    message = engineio_packet.Packet(engineio_packet.MESSAGE, '2["x"]')
+    assert socket.queue.put_nowait(message) is None  # synchronous: deliver never awaits
+    assert socket.queue.get_nowait() is message
+    socket.queue.task_done()
+
+    assert isinstance(eio.reason.SERVER_DISCONNECT, str)
+    assert {"wait", "reason"} <= set(inspect.signature(AsyncSocket.close).parameters)
+    await asyncio.wait_for(socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT), 1)
+    assert socket.closed is True
+    assert socket.queue.get_nowait().packet_type == engineio_packet.CLOSE  # queued, not sent
+    eio.sockets = {}  # what shutdown does once every socket is closed
+
+
+async def test_engineio_builds_the_websocket_class_named_in_async_websocket():
+    eio = make_sio().eio
+    assert isinstance(eio._async, dict) and eio._async["websocket"] is engineio_aiohttp.WebSocket
+    made: list[tuple] = []
+
+    class Recording:
+        def __init__(self, handler, server):
+            made.append((handler, server))
+
+        async def __call__(self, environ):
+            made.append((environ,))
+            return "the response"
+
+    eio._async = {**eio._async, "websocket": Recording}  # as SocketIOTransport does
+    socket = AsyncSocket(eio, "eio-1")
+    environ = {"aiohttp.request": None}
+    assert await socket._upgrade_websocket(environ) == "the response"
+    assert made == [(socket._websocket_handler, eio), (environ,)]
+
+
+def test_aiohttp_websocket_wrapper_keeps_its_response_in_sock():
+    websocket = engineio_aiohttp.WebSocket
+    assert inspect.iscoroutinefunction(websocket.__call__)
+    assert list(inspect.signature(websocket.__call__).parameters) == ["self", "environ"]
+    eio = make_sio().eio
+    assert eio.max_http_buffer_size == 12345
+
+    def handler(_ws):
+        pass
+
+    wrapper = websocket(handler, eio)
+    assert wrapper.handler is handler and wrapper.server is eio and wrapper._sock is None
+    # Our __call__ replaces the base one and only sets _sock: the wrapper's own
+    # send, wait and close must keep talking to the response through it.
+    for method in (websocket.send, websocket.wait, websocket.close):
+        assert "self._sock" in inspect.getsource(method), method.__name__
+
+
+def test_socketio_packets_encode_once_into_engineio_messages():
+    sio = make_sio()
+    assert sio.packet_class is socketio_packet.Packet and sio.packet_class.json is jsoncodec
+    arguments = ["ALERT", {"user": "bob"}, {"id": "e-1", "replayed": False}]
+    encoded = sio.packet_class(socketio_packet.EVENT, namespace=NAMESPACE, data=arguments).encode()
+    assert isinstance(encoded, str) and encoded.startswith('2["ALERT",')
+    assert json.loads(encoded[1:]) == arguments
+    message = engineio_packet.Packet(engineio_packet.MESSAGE, encoded)
+    assert message.encode() == "4" + encoded
+
+
+def test_public_calls_take_the_arguments_the_transport_passes():
+    sio = make_sio()
+    assert "to" in inspect.signature(sio.emit).parameters
+    for coroutine in (sio.emit, sio.disconnect, sio.shutdown):
+        assert inspect.iscoroutinefunction(coroutine), coroutine.__name__
+    assert sio.get_environ("nobody") is None
+
+
+async def test_a_live_connection_leaves_the_objects_the_transport_reads(server, pages):
+    """Through the real upgrade: our WebSocket class, the room, the socket, its queue."""
+    transport = server.app[SOCKETIO_KEY]
+    page = await pages()
+    assert (await page.emit("REGISTER", {"code": "shape"}))["ok"] is True
+    sid = page.client.get_sid(NAMESPACE)
+    room = transport.sio.manager.rooms[NAMESPACE][room_of("shape")]
+    eio_sid = room[sid]
+    assert transport.sio.manager.eio_sid_from_sid(sid, NAMESPACE) == eio_sid
+    assert len(transport._websocket_class.open_sockets) == 1  # engine.io made our class
+    socket = transport.sio.eio.sockets[eio_sid]
+    assert isinstance(socket, AsyncSocket) and socket.closed is False
+    assert isinstance(socket.queue, asyncio.Queue)
+    socket.queue.put_nowait(engineio_packet.Packet(engineio_packet.MESSAGE, transport.sio.packet_class(
+        socketio_packet.EVENT, namespace=NAMESPACE, data=["direct", {"n": 1}]).encode()))
+    assert await page.wait_for("direct") == [{"n": 1}]
