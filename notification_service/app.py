@@ -33,6 +33,13 @@ def create_app(settings: Settings) -> web.Application:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = web.Application(middlewares=[error_middleware, trigger.page_trigger_middleware])
     app[SETTINGS_KEY] = settings
+    if settings.redis_url is not None:
+        from .cluster import nodes, redis
+        redis.setup(app, settings.redis_url, settings.redis_prefix)
+        nodes.setup(app, settings.node_name)
+    if settings.database_url is not None:
+        from .stores import postgres
+        postgres.setup(app, settings.database_url)
     hub = Hub(MemoryHistory(per_channel=settings.history_size, max_age=settings.history_age,
                             max_bytes=settings.history_bytes))
     app[HUB_KEY] = hub

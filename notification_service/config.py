@@ -88,6 +88,20 @@ def _check_vapid_subject(subject: str | None) -> str | None:
     return validate_subject(subject)
 
 
+def _check_redis_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    from .cluster.redis import check_url
+    return check_url(url)
+
+
+def _check_database_url(url: str | None) -> str | None:
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError(f"{url!r} is not a PostgreSQL URL: use "
+                         f"postgresql://user:password@host:5432/database")
+    return url
+
+
 def _check_file_exists(what: str) -> Callable[[Path | None], Path | None]:
     def check(path: Path | None) -> Path | None:
         if path is not None and not path.is_file():
@@ -127,14 +141,15 @@ class Settings:
     redis_url: str | None = setting(
         None, "--redis-url",
         "Redis shared by every node (redis://, rediss:// or unix://); unset runs one "
-        "process with nothing shared.", shown_default="off (one process)")
+        "process with nothing shared.", shown_default="off (one process)",
+        check=_check_redis_url)
     redis_prefix: str = setting(
         "notify", "--redis-prefix", "Prefix of every Redis key this server uses.")
     database_url: str | None = setting(
         None, "--database-url",
         "PostgreSQL (postgresql://...) for the durable stores: space secrets, Web Push "
         "subscriptions, alert designs; unset uses SQLite files in the data folder.",
-        shown_default="off (SQLite)")
+        shown_default="off (SQLite)", check=_check_database_url)
     node_name: str = setting(
         f"{socket.gethostname()}-{os.getpid()}", "--node-name",
         "This node's name among the nodes sharing Redis.", shown_default="host name and pid")

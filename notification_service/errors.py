@@ -20,6 +20,11 @@ from aiohttp import web
 log = logging.getLogger(__name__)
 
 
+class StartupError(Exception):
+    """Starting failed for a reason the operator can fix; the message says which file or
+    address, and what to do. The CLI prints it as one line and exits with code 2."""
+
+
 class ApiError(Exception):
     """An error the client caused (4xx) or that we report honestly (5xx)."""
 

@@ -13,6 +13,8 @@ from typing import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
+from .processes import ServerProcess
+from .services import RedisServer, drop_schema, fresh_schema
 from .support import (RUNNING, Page, RunningServer, Serve, connect_page, start_server,
                       test_settings)
 
@@ -85,3 +87,41 @@ async def browser():
         chromium = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         yield chromium
         await chromium.close()
+
+
+@pytest.fixture
+async def redis_server(tmp_path) -> AsyncIterator[RedisServer]:
+    """A redis-server of this test's own on a free port (no persistence): stop, kill, restart it."""
+    server = RedisServer(tmp_path / "redis")
+    await server.start()
+    yield server
+    await server.kill()
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A URL of the machine's PostgreSQL whose search_path is a fresh schema, dropped after."""
+    schema, url = await fresh_schema()
+    yield url
+    await drop_schema(schema)
+
+
+@pytest.fixture
+async def spawn(tmp_path) -> AsyncIterator[Callable[..., Awaitable[ServerProcess]]]:
+    """Start servers as real processes: ``node = await spawn("--redis-url", url)``.
+
+    Each gets its own folder, port, data dir and log file; all are stopped
+    (SIGTERM, then SIGKILL) after the test. ``spawn(..., wait=False)`` returns
+    before /heartbeat answers, for start-up failures.
+    """
+    started: list[ServerProcess] = []
+
+    async def start(*flags: str, wait: bool = True, **options) -> ServerProcess:
+        process = ServerProcess(tmp_path / f"node{len(started)}", flags, **options)
+        started.append(process)
+        await process.start(wait=wait)
+        return process
+
+    yield start
+    for process in reversed(started):
+        await process.stop()

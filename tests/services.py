@@ -1,0 +1,121 @@
+"""Real Redis and PostgreSQL for tests: a redis-server of our own, a fresh PostgreSQL schema.
+
+Tests that stop, kill or restart Redis use :class:`RedisServer`, a
+``redis-server`` this test starts on a free port in its own folder (never the
+machine's Redis on 6379). PostgreSQL is the machine's (127.0.0.1:5432, trust
+auth, database ``test``); each test gets a schema of its own, dropped after.
+On a laptop without them these tests skip; under ``CI=true`` they fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+from .support import WAIT, port_open, require
+
+POSTGRES_HOST, POSTGRES_PORT, POSTGRES_DATABASE = "127.0.0.1", 5432, "test"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class RedisServer:
+    """A ``redis-server`` on a free port that the test may stop, kill and restart.
+
+    :param folder: where it keeps its files (AOF, RDB) and its log.
+    :param appendonly: keep an append-only file (``appendfsync everysec``), so a
+        restart finds what was written; without it a restart loses everything.
+    """
+
+    def __init__(self, folder: Path, *, appendonly: bool = False) -> None:
+        executable = shutil.which("redis-server")
+        require(executable is not None,
+                "redis-server is not installed (apt-get install -y redis-server)")
+        self.executable = executable
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.appendonly = appendonly
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        return [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.folder), "--save", "",
+                "--appendonly", "yes" if self.appendonly else "no",
+                "--appendfsync", "everysec", "--logfile", str(self.folder / "redis.log")]
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        for _ in range(int(WAIT / 0.02)):
+            if port_open("127.0.0.1", self.port):
+                return
+            if self.process.poll() is not None:
+                break
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"redis-server did not start on port {self.port}; see "
+                             f"{self.folder / 'redis.log'}")
+
+    async def stop(self) -> None:
+        """SIGTERM: Redis shuts down cleanly (with AOF, everything written is kept)."""
+        await self._end(signal.SIGTERM)
+
+    async def kill(self) -> None:
+        """SIGKILL: like a crash."""
+        await self._end(signal.SIGKILL)
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def _end(self, how: signal.Signals) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(how)
+        await asyncio.get_running_loop().run_in_executor(None, process.wait, WAIT)
+
+
+def postgres_available() -> bool:
+    return port_open(POSTGRES_HOST, POSTGRES_PORT)
+
+
+async def fresh_schema() -> tuple[str, str]:
+    """Create an empty schema in the ``test`` database; return (its name, a URL that uses it)."""
+    import asyncpg
+
+    require(postgres_available(), f"PostgreSQL is not running on {POSTGRES_HOST}:{POSTGRES_PORT}")
+    schema = "test_" + secrets.token_hex(6)
+    connection = await asyncpg.connect(host=POSTGRES_HOST, port=POSTGRES_PORT,
+                                       database=POSTGRES_DATABASE)
+    try:
+        await connection.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await connection.close()
+    # asyncpg passes unknown URL parameters on as server settings.
+    return schema, (f"postgresql://{POSTGRES_HOST}:{POSTGRES_PORT}/{POSTGRES_DATABASE}"
+                    f"?search_path={schema}")
+
+
+async def drop_schema(schema: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(host=POSTGRES_HOST, port=POSTGRES_PORT,
+                                       database=POSTGRES_DATABASE)
+    try:
+        await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await connection.close()
