@@ -84,7 +84,7 @@ async def watch_loop(stalls: list[float], stop: asyncio.Event) -> None:
 
 async def our_sender(subscriptions: list[Subscription], vapid: Vapid02, concurrency: int,
                      processes: int) -> tuple[float, float, int, float]:
-    policy = EndpointPolicy(("127.0.0.1",), allow_http=True)
+    policy = EndpointPolicy(("127.0.0.1:*",), allow_http=True)
     sender = WebPushSender(VapidHeaders(vapid, SUBJECT), policy, None, concurrency=concurrency)
     await sender.start()
     pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) \

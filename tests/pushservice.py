@@ -230,7 +230,7 @@ from .support import RunningServer, Serve  # noqa: E402
 SUBJECT = "mailto:ops@example.com"
 # Settings overrides for a server that may push to the local service (http on 127.0.0.1):
 # ``await serve(**WEBPUSH, publish_token="t")``, or ``webpush(...)`` to change one of them.
-WEBPUSH: dict[str, Any] = {"vapid_subject": SUBJECT, "webpush_allow": ["127.0.0.1"],
+WEBPUSH: dict[str, Any] = {"vapid_subject": SUBJECT, "webpush_allow": ["127.0.0.1:*"],
                            "webpush_allow_http": True, "webpush_retry_base_delay": 0.01}
 
 

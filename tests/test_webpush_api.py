@@ -146,7 +146,8 @@ async def test_bad_subscriptions_are_refused(push_server, push_service, http):
         async with http.post(f"{push_server.url}/webpush/subscriptions", json=body) as response:
             answer = await response.json()
             assert (response.status, answer["code"]) == (status, code), (body, answer)
-    async with http.post(f"{push_server.url}/webpush/subscriptions", data=b"{nope") as response:
+    async with http.post(f"{push_server.url}/webpush/subscriptions", data=b"{nope",
+                         headers={"Content-Type": "application/json"}) as response:
         assert response.status == 422
 
 

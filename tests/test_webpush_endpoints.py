@@ -44,8 +44,8 @@ def test_added_hosts_and_http_only_when_asked():
     assert EndpointPolicy(("push.example.org",)).check("https://push.example.org/x")
     assert EndpointPolicy(("*.example.org",)).check("https://a.b.example.org/x")
     with pytest.raises(EndpointRefused, match="--webpush-allow-http"):
-        EndpointPolicy(("127.0.0.1",)).check("http://127.0.0.1:9/push/x")
-    allowed = EndpointPolicy(("127.0.0.1",), allow_http=True)
+        EndpointPolicy(("127.0.0.1:9",)).check("http://127.0.0.1:9/push/x")
+    allowed = EndpointPolicy(("127.0.0.1:9",), allow_http=True)
     assert allowed.check("http://127.0.0.1:9/push/x")
     with pytest.raises(EndpointRefused, match="not a known push service"):
         allowed.check("http://10.0.0.1/push/x")  # http does not widen the host list

@@ -3,13 +3,16 @@
 A subscription endpoint is a URL chosen by whoever subscribes, and the server
 will POST to it: without this check a subscription could make the server hit
 internal hosts. Only https endpoints on an allow-list of push services are
-accepted (plain http only when explicitly allowed, for local testing). The
-check runs at subscribe time and again before every send. This module never
+accepted (plain http only when explicitly allowed, for local testing), on
+port 443, with no user name, no IPv6 zone id and no IP address as host unless
+an entry of ``--webpush-allow`` names that exact address and port. The check
+runs at subscribe time and again before every send. This module never
 resolves names or opens sockets.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Iterable
@@ -29,39 +32,81 @@ DEFAULT_PUSH_SERVICES: tuple[str, ...] = (
     ".notify.windows.com",
 )
 """Hosts of the browsers' push services. A leading dot matches any subdomain."""
-MAX_ENDPOINT_LENGTH = 2048
+MAX_ENDPOINT_LENGTH = 1024
+"""Real endpoints are 150-400 characters (FCM, Mozilla, Apple, WNS)."""
+DEFAULT_PORTS = {"https": 443, "http": 80}
+ANY_PORT = "*"
 _FORBIDDEN_CHARACTERS = re.compile(r"[\x00-\x20\x7f]")
+_HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 
 
 class EndpointRefused(ValueError):
     """The endpoint is not one we may POST to; the message says why and what to change."""
 
 
-def normalise_host_entry(entry: str) -> str:
-    """``*.example.com`` and ``.example.com`` both mean "any subdomain"; lower case."""
-    entry = entry.strip().lower().rstrip(".")
-    if entry.startswith("*."):
-        entry = entry[1:]
-    return entry
+@dataclass(frozen=True)
+class HostEntry:
+    """One allow-list entry: ``host``, ``.suffix`` (any subdomain), an exact IP address,
+    each optionally with ``:port`` or ``:*``; without a port only 443 (80 for http)."""
+
+    host: str
+    port: int | str | None = None
+
+    @classmethod
+    def parse(cls, entry: str) -> "HostEntry":
+        entry = entry.strip().lower()
+        host, port = entry, None
+        if entry.startswith("["):  # [v6]:port
+            inside, _, rest = entry[1:].partition("]")
+            host, port = inside, rest.removeprefix(":") or None
+        elif entry.count(":") == 1:
+            host, port = entry.split(":")
+        host = host.rstrip(".")
+        if host.startswith("*."):
+            host = host[1:]
+        if port is None or port == ANY_PORT:
+            return cls(host, port)
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{entry!r}: the port must be a number from 1 to 65535, or *")
+        return cls(host, int(port))
+
+    def matches(self, host: str) -> bool:
+        if self.host.startswith("."):
+            return not _is_ip(host) and host.endswith(self.host)
+        return host == self.host
+
+    def allows_port(self, port: int, scheme: str) -> bool:
+        if self.port is None:
+            return port == DEFAULT_PORTS[scheme]
+        return self.port == ANY_PORT or self.port == port
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
 class EndpointPolicy:
     """The allow-list.
 
-    :param extra_hosts: hosts added with ``--webpush-allow`` (``.suffix`` for subdomains).
+    :param extra_hosts: entries added with ``--webpush-allow``: ``host``,
+        ``.suffix`` for subdomains, an IP address (only ever matched exactly),
+        each optionally ``:port`` or ``:*`` (any port). Without a port only the
+        scheme's default port is accepted (443; 80 for http).
     :param allow_http: accept ``http://`` endpoints on allowed hosts (local testing only).
     """
 
     extra_hosts: tuple[str, ...] = ()
     allow_http: bool = False
-    hosts: frozenset[str] = field(init=False)
-    suffixes: tuple[str, ...] = field(init=False)
+    entries: tuple[HostEntry, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        entries = [normalise_host_entry(e) for e in (*DEFAULT_PUSH_SERVICES, *self.extra_hosts)]
-        object.__setattr__(self, "hosts", frozenset(e for e in entries if not e.startswith(".")))
-        object.__setattr__(self, "suffixes", tuple(e for e in entries if e.startswith(".")))
+        object.__setattr__(self, "entries", tuple(
+            HostEntry.parse(e) for e in (*DEFAULT_PUSH_SERVICES, *self.extra_hosts)))
 
     @classmethod
     def from_settings(cls, allow: Iterable[str], allow_http: bool) -> "EndpointPolicy":
@@ -69,7 +114,7 @@ class EndpointPolicy:
 
     def host_allowed(self, host: str) -> bool:
         host = host.lower().rstrip(".")
-        return host in self.hosts or host.endswith(self.suffixes)
+        return any(entry.matches(host) for entry in self.entries)
 
     def check(self, endpoint: str) -> str:
         """Return ``endpoint`` if the server may POST to it, else raise :class:`EndpointRefused`."""
@@ -91,16 +136,26 @@ class EndpointPolicy:
                     "server runs with --webpush-allow-http (local testing).")
         elif parts.scheme != "https":
             raise EndpointRefused(f"Push endpoints must use https, not {parts.scheme or 'nothing'}.")
-        if parts.username is not None or parts.password is not None or "@" in parts.netloc:
+        if "@" in parts.netloc:
             raise EndpointRefused("The endpoint must not carry a user name or password.")
         if parts.fragment:
             raise EndpointRefused("The endpoint must not have a #fragment.")
-        host = parts.hostname or ""
-        if not host or not self.host_allowed(host):
+        host = (parts.hostname or "").rstrip(".")
+        if "%" in host:
+            raise EndpointRefused("The endpoint's host must not carry an IPv6 zone id (%).")
+        if not host or not (_is_ip(host) or _HOST_NAME.fullmatch(host)):
+            raise EndpointRefused(f"The endpoint has no valid host name ({host or 'none'}).")
+        matching = [entry for entry in self.entries if entry.matches(host)]
+        if not matching:
+            literal = " (IP addresses are accepted only when named exactly)" if _is_ip(host) else ""
             raise EndpointRefused(
-                f"{host or 'This host'} is not a known push service (Google, Mozilla, Apple, "
-                f"Microsoft). Start the server with --webpush-allow {host or 'HOST'} to accept it.")
-        del port  # parsed only to reject malformed ports above
+                f"{host} is not a known push service (Google, Mozilla, Apple, Microsoft)"
+                f"{literal}. Start the server with --webpush-allow {host} to accept it.")
+        port = port if port is not None else DEFAULT_PORTS[parts.scheme]
+        if not any(entry.allows_port(port, parts.scheme) for entry in matching):
+            raise EndpointRefused(
+                f"Port {port} of {host} is not allowed (only {DEFAULT_PORTS[parts.scheme]}): "
+                f"start the server with --webpush-allow {host}:{port} to accept it.")
         return endpoint
 
 

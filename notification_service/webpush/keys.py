@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid02
 
+from ..errors import StartupError
 from .crypto import b64url_encode
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ _MAILTO = re.compile(r"mailto:[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@"
 _HOSTNAME = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 
 
-class VapidKeyError(Exception):
+class VapidKeyError(StartupError):
     """A key file is missing, unreadable or not a P-256 private key: says what to do."""
 
 
@@ -69,7 +70,10 @@ def load_key(path: Path) -> Vapid02:
     try:
         return Vapid02.from_pem(path.read_bytes())
     except Exception as error:  # py-vapid raises several types for a bad file
-        raise VapidKeyError(f"VAPID key file {path} is not a PEM P-256 private key: {error}") from error
+        raise VapidKeyError(
+            f"VAPID key file {path.resolve()} is not a PEM P-256 private key ({error}): "
+            f"restore the right file, or move it away to generate a new key (every browser "
+            f"must then subscribe again).") from None
 
 
 def write_key(path: Path, vapid: Vapid02) -> None:

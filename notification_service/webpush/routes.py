@@ -17,34 +17,43 @@ from ..config import SETTINGS_KEY
 from ..errors import (
     INVALID_NOTIFICATION,
     INVALID_SUBSCRIPTION,
+    NUMBER_OUT_OF_RANGE,
     SUBSCRIPTION_NOT_FOUND,
     SUBSCRIPTIONS_FULL,
     WEBPUSH_BODY_NOT_JSON,
     WEBPUSH_PAYLOAD_TOO_LARGE,
 )
-from ..events import validate_code
+from ..events import validate_channel, validate_code
 from ..hub import HUB_KEY
-from ..jsoncodec import JSONDecodeError, loads
+from ..jsoncodec import JSONDecodeError, NumberOutOfRange, loads
+from ..producers.body import read_body
 from ..tokens import require_token
 from .pusher import NOTIFICATION_EVENT, make_options
 from .sender import PayloadTooLarge
 from .service import WEBPUSH_KEY
-from .store import Subscription
+from .store import Subscription, SubscriptionsFull
 from .subscriptions import parse_subscription
 from .transport import ALL_SUBSCRIPTIONS, message_bytes
 
 MAX_CHANNELS = 32
 TARGETS = ("id", "group", "channel", "all")
 MESSAGE_TEXT_FIELDS = ("title", "body", "icon", "url", "tag")
+MAX_BODY_BYTES = 16 * 1024
+"""A subscription is under 2 KB and a notification's message at most 3,993 bytes."""
+
 
 async def json_object(request: web.Request) -> dict[str, Any]:
+    raw = await read_body(request, MAX_BODY_BYTES, flag=None)
     try:
-        body = loads(await request.read())
+        body = loads(raw)
+    except NumberOutOfRange as error:
+        raise NUMBER_OUT_OF_RANGE(f"{error.msg}.") from None
     except (JSONDecodeError, UnicodeDecodeError):
         raise WEBPUSH_BODY_NOT_JSON("The body must be a JSON object.") from None
     if not isinstance(body, dict):
         raise WEBPUSH_BODY_NOT_JSON("The body must be a JSON object.")
     return body
+
 
 def name_value(value: Any) -> str | None:
     """An id or group as text: a string, or a whole number (solidwebpush's groups were ints)."""
@@ -84,6 +93,7 @@ async def subscribe(request: web.Request) -> web.Response:
         raise INVALID_SUBSCRIPTION(f"'channels' must be a list of at most {MAX_CHANNELS} strings.")
     channels = tuple(dict.fromkeys(channels_value))
     for channel in channels:
+        validate_channel(channel, INVALID_SUBSCRIPTION)
         for part in channel.split("::"):
             validate_code(part, INVALID_SUBSCRIPTION)
     subscription = Subscription(parsed.endpoint, parsed.p256dh, parsed.auth,
@@ -102,14 +112,11 @@ async def subscribe(request: web.Request) -> web.Response:
     access = request.app[ACCESS_KEY]
     for channel in subscription.attached_channels:
         access.check_listen(channel, secret=secret)
-    limit = request.app[SETTINGS_KEY].webpush_max_subscriptions
-    if old is None and await webpush.store.get(parsed.endpoint) is None \
-            and await webpush.store.count() >= limit:
-        raise SUBSCRIPTIONS_FULL(f"This server stores at most {limit} push subscriptions "
-                                 f"(--webpush-max-subscriptions); it cannot take another.")
-    is_new = await webpush.store.upsert(subscription)
-    if old is not None:
-        await webpush.store.remove_endpoint(old.subscription.endpoint)
+    try:
+        is_new = await webpush.store.upsert(
+            subscription, replaces=old.subscription.endpoint if old is not None else None)
+    except SubscriptionsFull as full:
+        raise SUBSCRIPTIONS_FULL(str(full)) from None
     return web.json_response({"subscribed": True, "new": is_new,
                               "channels": list(subscription.attached_channels)},
                              status=201 if is_new else 200)

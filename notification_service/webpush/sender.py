@@ -4,8 +4,12 @@ One aiohttp session for the whole app with explicit timeouts; one VAPID
 ``Authorization`` header per push-service origin, signed once and reused for
 12 hours (pywebpush signs a new JWT on every call and mutates its claims);
 at most ``concurrency`` requests in flight; each answer handled the way push
-services mean it (RFC 8030, RFC 8292). It never logs per recipient on success,
-never retries what cannot succeed, and never sends a body over 4,096 bytes.
+services mean it (RFC 8030, RFC 8292). A subscription that cannot be
+encrypted, signed or sent fails alone: it is counted as failed, never fails
+the batch or the publisher's answer. Failures are logged at WARNING once per
+batch, counted per push service and cause (network, TLS, timeout, status).
+It never logs per recipient, never retries what cannot succeed, and never
+sends a body over 4,096 bytes.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import email.utils
 import logging
 import re
+import ssl
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -230,9 +235,14 @@ class WebPushSender:
             return report
         headers = {"Content-Encoding": "aes128gcm", "Content-Type": "application/octet-stream",
                    **options.headers()}
+        bodies = None
         if self.crypto_executor is not None and len(subscriptions) >= self.crypto_batch:
-            bodies = self._bodies_in_processes(subscriptions, plaintext)
-        else:
+            try:
+                bodies = self._bodies_in_processes(subscriptions, plaintext)
+            except Exception as error:  # a broken worker pool: encrypt here instead
+                log.warning("web push: encryption workers unavailable (%s); encrypting in "
+                            "the server process", type(error).__name__)
+        if bodies is None:
             bodies = self._bodies_inline(subscriptions, plaintext)
         # Problems are counted per push service and logged once per batch, never
         # once per recipient: a fan-out to 10,000 must not write 10,000 lines.
@@ -247,8 +257,17 @@ class WebPushSender:
                       "with", audience_status, count)
         for problem, count in other_failures.items():
             log.warning("web push: %s for %d subscription(s)", problem, count)
+        pruned = 0
         if self.store is not None:
-            await self.store.record(outcomes)
+            try:
+                pruned = await self.store.record(outcomes) or 0
+            except Exception as error:  # the pushes went out: the answer must say so
+                log.warning("web push: could not record this batch's outcomes (%s: %s)",
+                            type(error).__name__, error)
+        if pruned:
+            log.warning("web push: removed %d subscription(s) that kept failing "
+                        "(--webpush-prune-failures, --webpush-prune-days)", pruned)
+            report.removed += pruned
         log.info("web push: %d sent, %d removed, %d failed, %d retried",
                  report.sent, report.removed, report.failed, report.retried)
         return report
@@ -265,8 +284,8 @@ class WebPushSender:
             for subscription in subscriptions:
                 try:
                     yield subscription, crypto.encrypt(plaintext, *self._keys(subscription))
-                except (ValueError, TypeError):
-                    yield subscription, None  # unusable keys: counted as failed
+                except Exception:  # unusable keys: this one is counted as failed
+                    yield subscription, None
         return BodySource(iterator=generate())
 
     def _bodies_in_processes(self, subscriptions: Sequence[Subscription],
@@ -318,11 +337,18 @@ class WebPushSender:
                 return
             subscription, body = item
             if body is None:
+                _count(other_failures, "a stored subscription's keys cannot be used")
                 report.failed += 1
                 outcomes.failed.append(subscription.endpoint)
                 continue
-            await self._send_one(subscription, body, headers, report, outcomes, config_errors,
-                                 other_failures)
+            try:
+                await self._send_one(subscription, body, headers, report, outcomes,
+                                     config_errors, other_failures)
+            except Exception as error:  # this subscription alone fails, never the batch
+                _count(other_failures, f"a stored subscription could not be sent "
+                                       f"({type(error).__name__})")
+                report.failed += 1
+                outcomes.failed.append(subscription.endpoint)
 
     async def _send_one(self, subscription: Subscription, body: bytes, headers: dict[str, str],
                         report: SendReport, outcomes: Outcomes,
@@ -330,6 +356,7 @@ class WebPushSender:
         endpoint = subscription.endpoint
         audience = self._allowed_origin(endpoint)
         if audience is None:
+            _count(other_failures, "a stored endpoint the allow-list now refuses")
             report.failed += 1
             outcomes.failed.append(endpoint)
             return
@@ -348,6 +375,7 @@ class WebPushSender:
                     await answer.read()
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
                 log.debug("push to %s failed: %r", audience, error)
+                _count(other_failures, f"{audience}: {network_problem(error)}")
                 report.failed += 1
                 outcomes.failed.append(endpoint)
                 return
@@ -369,19 +397,34 @@ class WebPushSender:
                     continue
                 problem = (f"{audience} asked to retry beyond the {self.max_retry_delay:.0f} s "
                            f"limit: gave up")
-                other_failures[problem] = other_failures.get(problem, 0) + 1
+                _count(other_failures, problem)
             elif status in OUR_CONFIGURATION:
                 key = f"{status} from {audience}"
-                config_errors[key] = config_errors.get(key, 0) + 1
+                _count(config_errors, key)
             elif status == 413:
                 problem = f"{audience} refused a {len(body)}-byte body as too large"
-                other_failures[problem] = other_failures.get(problem, 0) + 1
+                _count(other_failures, problem)
             else:
                 problem = f"{audience} answered {status}"
-                other_failures[problem] = other_failures.get(problem, 0) + 1
+                _count(other_failures, problem)
             report.failed += 1
             outcomes.failed.append(endpoint)
             return
+
+
+def network_problem(error: BaseException) -> str:
+    """The kind of a failed request, for the once-per-batch warning."""
+    if isinstance(error, asyncio.TimeoutError):
+        return "no answer in time (--webpush-timeout)"
+    if isinstance(error, (aiohttp.ClientSSLError, ssl.SSLError)):
+        return f"TLS failed ({type(error).__name__})"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        return "could not connect"
+    return f"network error ({type(error).__name__})"
+
+
+def _count(problems: dict[str, int], problem: str) -> None:
+    problems[problem] = problems.get(problem, 0) + 1
 
 
 class BodySource:

@@ -21,7 +21,7 @@ from . import keys
 from .endpoints import EndpointPolicy
 from .pusher import Pusher
 from .sender import VapidHeaders, WebPushSender
-from .store import SqliteSubscriptionStore, SubscriptionStore
+from .store import SqliteSubscriptionStore, StoreLimits, SubscriptionStore
 from .transport import WebPushTransport
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,14 @@ WEBPUSH_KEY = web.AppKey("webpush", WebPush)
 PUSHER_KEY = web.AppKey("pusher", Pusher)
 
 
+def store_limits(settings: Settings) -> StoreLimits:
+    """The bounds every subscription store is built with (SQLite here, PostgreSQL elsewhere)."""
+    return StoreLimits(max_subscriptions=settings.webpush_max_subscriptions,
+                       max_bytes=settings.webpush_max_bytes,
+                       prune_failures=settings.webpush_prune_failures,
+                       prune_seconds=settings.webpush_prune_days * 86_400)
+
+
 def install(app: web.Application, settings: Settings, hub: Hub) -> WebPush:
     """Build Web Push for ``app`` and register its transport with ``hub``.
 
@@ -60,7 +68,7 @@ def install(app: web.Application, settings: Settings, hub: Hub) -> WebPush:
         subject = FALLBACK_SUBJECT
     keys.validate_subject(subject)
     policy = EndpointPolicy.from_settings(settings.webpush_allow, settings.webpush_allow_http)
-    store = SqliteSubscriptionStore(settings.data_dir / DATABASE_FILE)
+    store = SqliteSubscriptionStore(settings.data_dir / DATABASE_FILE, store_limits(settings))
     sender = WebPushSender(
         VapidHeaders(vapid, subject), policy, store,
         concurrency=settings.webpush_concurrency, timeout=settings.webpush_timeout,

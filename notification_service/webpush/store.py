@@ -19,7 +19,43 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
-SCHEMA_VERSION = 1
+from ..errors import StartupError
+
+SCHEMA_VERSION = 2
+
+# What storing a subscription costs, counted the same way by every store (see
+# stored_bytes): each text as often as the schema keeps it (a table and an
+# index), plus a fixed amount per row for SQLite's record headers, B-tree cells
+# and numbers. Measured on SQLite 3.40 with realistic and with abusive rows.
+SUBSCRIPTION_ROW_BYTES = 160
+CHANNEL_ROW_BYTES = 40
+_SIZE_SQL = (
+    "2 * length(CAST(endpoint AS BLOB)) + length(p256dh) + length(auth)"
+    " + 2 * COALESCE(length(CAST(subscriber_id AS BLOB)), 0)"
+    " + COALESCE(length(CAST(group_name AS BLOB)), 0)"
+    f" + {SUBSCRIPTION_ROW_BYTES} + (SELECT COALESCE(SUM(2 * length(CAST(channel AS BLOB))"
+    f" + {CHANNEL_ROW_BYTES}), 0) FROM subscription_channels c WHERE c.subscription = subscriptions.id)"
+)
+_SUBSCRIPTIONS_V2 = """CREATE TABLE subscriptions (
+    id INTEGER PRIMARY KEY,
+    endpoint TEXT NOT NULL UNIQUE,
+    p256dh TEXT NOT NULL,
+    auth TEXT NOT NULL,
+    subscriber_id TEXT,
+    group_name TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    last_success REAL,
+    last_failure REAL,
+    failure_streak INTEGER NOT NULL DEFAULT 0,
+    failing_since REAL,
+    size INTEGER NOT NULL DEFAULT 0
+)"""
+_CHANNELS_V2 = """CREATE TABLE subscription_channels (
+    channel TEXT NOT NULL,
+    subscription INTEGER NOT NULL REFERENCES subscriptions (id) ON DELETE CASCADE,
+    PRIMARY KEY (channel, subscription)
+) WITHOUT ROWID"""
 
 # Each entry upgrades the schema from version (index) to version (index + 1).
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -44,32 +80,81 @@ MIGRATIONS: list[tuple[str, ...]] = [
         ) WITHOUT ROWID""",
         "CREATE INDEX subscription_channels_by_endpoint ON subscription_channels (endpoint)",
     ),
+    # 2: channels point at an integer id instead of repeating the endpoint (a
+    # 2 KB endpoint on 32 channels was stored 100 times), each row knows its
+    # size, and one row of totals makes the caps a single read.
+    (
+        "DROP INDEX subscriptions_by_id",
+        "DROP INDEX subscription_channels_by_endpoint",
+        "ALTER TABLE subscription_channels RENAME TO subscription_channels_v1",
+        "ALTER TABLE subscriptions RENAME TO subscriptions_v1",
+        _SUBSCRIPTIONS_V2,
+        "CREATE INDEX subscriptions_by_id ON subscriptions (subscriber_id)",
+        _CHANNELS_V2,
+        "CREATE INDEX subscription_channels_by_subscription ON subscription_channels "
+        "(subscription)",
+        """INSERT INTO subscriptions (endpoint, p256dh, auth, subscriber_id, group_name, created,
+               updated, last_success, last_failure, failure_streak, failing_since)
+           SELECT endpoint, p256dh, auth, subscriber_id, group_name, created, updated,
+               last_success, last_failure, failure_streak,
+               CASE WHEN failure_streak > 0 THEN last_failure END
+           FROM subscriptions_v1""",
+        """INSERT INTO subscription_channels (channel, subscription)
+           SELECT c.channel, s.id FROM subscription_channels_v1 c
+           JOIN subscriptions s ON s.endpoint = c.endpoint""",
+        f"UPDATE subscriptions SET size = {_SIZE_SQL}",
+        "DROP TABLE subscription_channels_v1",
+        "DROP TABLE subscriptions_v1",
+        """CREATE TABLE totals (
+            id INTEGER PRIMARY KEY CHECK (id = 0),
+            count INTEGER NOT NULL,
+            bytes INTEGER NOT NULL
+        )""",
+        "INSERT INTO totals (id, count, bytes) SELECT 0, COUNT(*), COALESCE(SUM(size), 0) "
+        "FROM subscriptions",
+        """CREATE TRIGGER totals_insert AFTER INSERT ON subscriptions BEGIN
+            UPDATE totals SET count = count + 1, bytes = bytes + NEW.size WHERE id = 0;
+        END""",
+        """CREATE TRIGGER totals_delete AFTER DELETE ON subscriptions BEGIN
+            UPDATE totals SET count = count - 1, bytes = bytes - OLD.size WHERE id = 0;
+        END""",
+        """CREATE TRIGGER totals_update AFTER UPDATE OF size ON subscriptions BEGIN
+            UPDATE totals SET bytes = bytes - OLD.size + NEW.size WHERE id = 0;
+        END""",
+    ),
 ]
 
 SELECT_COLUMNS = ("s.endpoint, s.p256dh, s.auth, s.subscriber_id, s.group_name, s.created, "
                   "s.last_success, s.last_failure, s.failure_streak")
 UPSERT_SUBSCRIPTION = """
-INSERT INTO subscriptions (endpoint, p256dh, auth, subscriber_id, group_name, created, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?)
+INSERT INTO subscriptions (endpoint, p256dh, auth, subscriber_id, group_name, created, updated,
+                           size)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (endpoint) DO UPDATE SET
     p256dh = excluded.p256dh, auth = excluded.auth, subscriber_id = excluded.subscriber_id,
-    group_name = excluded.group_name, updated = excluded.updated, failure_streak = 0
+    group_name = excluded.group_name, updated = excluded.updated, size = excluded.size,
+    failure_streak = 0, failing_since = NULL
+RETURNING id
 """
-SELECT_EXISTS = "SELECT 1 FROM subscriptions WHERE endpoint = ?"
-DELETE_CHANNELS_OF = "DELETE FROM subscription_channels WHERE endpoint = ?"
-INSERT_CHANNEL = "INSERT OR IGNORE INTO subscription_channels (channel, endpoint) VALUES (?, ?)"
+SELECT_SIZE = "SELECT id, size FROM subscriptions WHERE endpoint = ?"
+SELECT_TOTALS = "SELECT count, bytes FROM totals WHERE id = 0"
+DELETE_CHANNELS_OF = "DELETE FROM subscription_channels WHERE subscription = ?"
+INSERT_CHANNEL = ("INSERT OR IGNORE INTO subscription_channels (channel, subscription) "
+                  "VALUES (?, ?)")
 DELETE_BY_ENDPOINT = "DELETE FROM subscriptions WHERE endpoint = ?"
 DELETE_BY_ID = "DELETE FROM subscriptions WHERE subscriber_id = ?"
 SELECT_BY_CHANNEL = (f"SELECT {SELECT_COLUMNS} FROM subscription_channels c "
-                     f"JOIN subscriptions s ON s.endpoint = c.endpoint WHERE c.channel = ?")
+                     f"JOIN subscriptions s ON s.id = c.subscription WHERE c.channel = ?")
 SELECT_ALL = f"SELECT {SELECT_COLUMNS} FROM subscriptions s"
-SELECT_ONE = f"SELECT {SELECT_COLUMNS} FROM subscriptions s WHERE s.endpoint = ?"
-SELECT_CHANNELS_OF = "SELECT channel FROM subscription_channels WHERE endpoint = ? ORDER BY channel"
-COUNT_ALL = "SELECT COUNT(*) FROM subscriptions"
-MARK_SUCCESS = ("UPDATE subscriptions SET last_success = ?, failure_streak = 0 "
-                "WHERE endpoint = ?")
-MARK_FAILURE = ("UPDATE subscriptions SET last_failure = ?, failure_streak = failure_streak + 1 "
-                "WHERE endpoint = ?")
+SELECT_ONE = f"SELECT {SELECT_COLUMNS}, s.id FROM subscriptions s WHERE s.endpoint = ?"
+SELECT_CHANNELS_OF = ("SELECT channel FROM subscription_channels WHERE subscription = ? "
+                      "ORDER BY channel")
+MARK_SUCCESS = ("UPDATE subscriptions SET last_success = ?, failure_streak = 0, "
+                "failing_since = NULL WHERE endpoint = ?")
+MARK_FAILURE = ("UPDATE subscriptions SET last_failure = ?, failure_streak = failure_streak + 1, "
+                "failing_since = COALESCE(failing_since, ?) WHERE endpoint = ?")
+PRUNE = ("DELETE FROM subscriptions WHERE endpoint = ? AND failure_streak >= ? "
+         "AND failing_since <= ?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,20 +200,85 @@ class Outcomes:
     gone: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class StoreLimits:
+    """What a store may hold, and when it forgets a subscription that keeps failing.
+
+    :param max_subscriptions: rows (``--webpush-max-subscriptions``).
+    :param max_bytes: the sum of :func:`stored_bytes` over every row (``--webpush-max-bytes``).
+    :param prune_failures: consecutive failed pushes (``--webpush-prune-failures``) ...
+    :param prune_seconds: ... that must span at least this long (``--webpush-prune-days``)
+        before the subscription is removed.
+    """
+
+    max_subscriptions: int = 100_000
+    max_bytes: int = 128 * 1024 * 1024
+    prune_failures: int = 10
+    prune_seconds: float = 7 * 86_400.0
+
+
+class SubscriptionsFull(Exception):
+    """Storing one more subscription would pass a bound of :class:`StoreLimits`; nothing was stored.
+
+    The message says which bound (rows or bytes) and its flag."""
+
+
+def stored_bytes(subscription: Subscription) -> int:
+    """What storing ``subscription`` costs against ``max_bytes``; the same in every store.
+
+    Each text counts as often as the SQLite schema keeps it (endpoint and id in
+    a table and an index, each channel in a key and an index) plus a fixed
+    amount per row, so the SQLite file stays within about 1.5 times the bound
+    (tests/test_limits.py measures it); another store uses the same figure so
+    that ``--webpush-max-bytes`` means the same everywhere.
+    """
+    def size(text: str | None) -> int:
+        return len(text.encode("utf-8")) if text else 0
+    return (2 * size(subscription.endpoint) + size(subscription.p256dh) + size(subscription.auth)
+            + 2 * size(subscription.id) + size(subscription.group) + SUBSCRIPTION_ROW_BYTES
+            + sum(2 * size(channel) + CHANNEL_ROW_BYTES
+                  for channel in subscription.attached_channels))
+
+
 class SubscriptionStore(Protocol):
-    """What the sender, transport, routes and Python API need from a store."""
+    """What the sender, transport, routes and Python API need from a store.
+
+    The contract every implementation keeps (SQLite here, PostgreSQL in
+    stores/), checked by the same tests:
+
+    - **Bounded.** A store is built with :class:`StoreLimits`. :meth:`upsert`
+      raises :class:`SubscriptionsFull` instead of storing a subscription that
+      would make the rows exceed ``max_subscriptions`` or the sum of
+      :func:`stored_bytes` exceed ``max_bytes``. Replacing a stored endpoint
+      counts its new size instead of its old one; a change that does not grow
+      the store is always accepted. The check and the write are one atomic
+      step: concurrent upserts (several requests, several nodes) never store
+      more than the bounds, not by a single row.
+    - **Keyed by endpoint.** Upserting an endpoint again replaces its keys, id,
+      group and channels, and resets its failure streak.
+    - **Outcomes in one call per batch** (:meth:`record`): a success resets the
+      streak; a failure adds one and remembers when the streak began; "gone"
+      removes. A subscription whose streak reaches ``prune_failures`` and began
+      ``prune_seconds`` ago or more is removed by the same call, which returns
+      how many it removed that way.
+    """
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...
-    async def upsert(self, subscription: Subscription) -> bool:
-        """Store or replace by endpoint; True if it is new."""
+    async def upsert(self, subscription: Subscription, replaces: str | None = None) -> bool:
+        """Store or replace by endpoint; True if it is new. ``replaces`` names an endpoint
+        removed in the same atomic step (``pushsubscriptionchange``), its row freeing room.
+        Raises :class:`SubscriptionsFull` past the limits."""
     async def remove_endpoint(self, endpoint: str) -> int: ...
     async def remove_id(self, subscriber_id: str) -> int: ...
     async def for_channel(self, channel: str) -> list[Subscription]: ...
     async def all(self) -> list[Subscription]: ...
     async def get(self, endpoint: str) -> SubscriptionRecord | None: ...
     async def count(self) -> int: ...
-    async def record(self, outcomes: Outcomes) -> None: ...
+    async def stored(self) -> tuple[int, int]:
+        """(rows, bytes) as counted against the limits."""
+    async def record(self, outcomes: Outcomes) -> int:
+        """Write a batch's outcomes; return how many failing subscriptions were pruned."""
 
 
 T = TypeVar("T")
@@ -138,11 +288,18 @@ class SqliteSubscriptionStore:
     """:class:`SubscriptionStore` on one SQLite file, used from one private thread.
 
     :param path: the database file (created with its folder on :meth:`open`).
+    :param limits: the bounds and the pruning rule.
     :param clock: Unix time source, replaceable in tests.
+
+    Every write is one ``BEGIN IMMEDIATE`` transaction on the store's only
+    thread, so the check against the limits and the insert cannot interleave
+    with another writer, in this process or another.
     """
 
-    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, path: Path, limits: StoreLimits = StoreLimits(),
+                 clock: Callable[[], float] = time.time) -> None:
         self.path = path
+        self.limits = limits
         self.clock = clock
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
@@ -150,29 +307,48 @@ class SqliteSubscriptionStore:
     # -- lifetime --------------------------------------------------------
     async def open(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webpush-store")
-        await self._run(self._open)
+        try:
+            await self._run(self._open)
+        except sqlite3.Error as error:
+            await self.close()
+            raise StartupError(
+                f"The Web Push database {self.path.resolve()} cannot be opened ({error}): if "
+                f"it is damaged, move it away (the server starts with no subscriptions) or "
+                f"restore it from a backup.") from None
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA foreign_keys = ON")
-        db.execute("PRAGMA busy_timeout = 5000")
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA foreign_keys = ON")
+            db.execute("PRAGMA busy_timeout = 5000")
+            # The WAL is reused after each checkpoint; without a limit it keeps its
+            # largest size on disk forever.
+            db.execute("PRAGMA journal_size_limit = 1048576")
+            self._migrate(db)
+        except BaseException:
+            db.close()
+            raise
         self._db = db
-        self._migrate(db)
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise RuntimeError(f"The Web Push database has schema version {version}, newer than "
-                               f"this server understands ({SCHEMA_VERSION}); upgrade the server.")
+            raise sqlite3.DatabaseError(
+                f"schema version {version} is newer than this server understands "
+                f"({SCHEMA_VERSION}); upgrade the server")
         for target in range(version, SCHEMA_VERSION):
             db.execute("BEGIN")
-            for statement in MIGRATIONS[target]:
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version = {target + 1}")
-            db.execute("COMMIT")
+            try:
+                for statement in MIGRATIONS[target]:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {target + 1}")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     async def close(self) -> None:
         if self._executor is None:
@@ -193,22 +369,47 @@ class SqliteSubscriptionStore:
 
     @property
     def db(self) -> sqlite3.Connection:
-        assert self._db is not None, "store not open"
+        if self._db is None:
+            raise RuntimeError("The subscription store is not open.")
         return self._db
 
     # -- interface -------------------------------------------------------
-    async def upsert(self, subscription: Subscription) -> bool:
-        return await self._run(self._upsert, subscription)
+    async def upsert(self, subscription: Subscription, replaces: str | None = None) -> bool:
+        return await self._run(self._upsert, subscription, replaces)
 
-    def _upsert(self, s: Subscription) -> bool:
+    def _upsert(self, s: Subscription, replaces: str | None) -> bool:
         now = self.clock()
+        size = stored_bytes(s)
         with self._transaction():
-            is_new = self.db.execute(SELECT_EXISTS, (s.endpoint,)).fetchone() is None
-            self.db.execute(UPSERT_SUBSCRIPTION, (s.endpoint, s.p256dh, s.auth, s.id, s.group,
-                                                  now, now))
-            self.db.execute(DELETE_CHANNELS_OF, (s.endpoint,))
-            self.db.executemany(INSERT_CHANNEL, [(c, s.endpoint) for c in s.attached_channels])
-        return is_new
+            current = self.db.execute(SELECT_SIZE, (s.endpoint,)).fetchone()
+            replaced = None
+            if replaces is not None and replaces != s.endpoint:
+                replaced = self.db.execute(SELECT_SIZE, (replaces,)).fetchone()
+            self._check_limits(size, current, replaced)
+            if replaced is not None:
+                self.db.execute(DELETE_BY_ENDPOINT, (replaces,))
+            (row_id,) = self.db.execute(UPSERT_SUBSCRIPTION, (
+                s.endpoint, s.p256dh, s.auth, s.id, s.group, now, now, size)).fetchone()
+            self.db.execute(DELETE_CHANNELS_OF, (row_id,))
+            self.db.executemany(INSERT_CHANNEL, [(c, row_id) for c in s.attached_channels])
+        return current is None
+
+    def _check_limits(self, size: int, current: Any, replaced: Any) -> None:
+        """Inside the write transaction: refuse what would pass a bound (and grow the store)."""
+        count, total = self.db.execute(SELECT_TOTALS).fetchone()
+        freed = (current[1] if current else 0) + (replaced[1] if replaced else 0)
+        new_count = count + (0 if current else 1) - (1 if replaced else 0)
+        new_total = total - freed + size
+        limits = self.limits
+        if new_count > limits.max_subscriptions and new_count > count:
+            raise SubscriptionsFull(
+                f"This server stores at most {limits.max_subscriptions} push subscriptions "
+                f"(--webpush-max-subscriptions); it cannot take another.")
+        if new_total > limits.max_bytes and new_total > total:
+            raise SubscriptionsFull(
+                f"The stored push subscriptions may take at most {limits.max_bytes} bytes "
+                f"(--webpush-max-bytes) and this one ({size} bytes) does not fit; fewer or "
+                f"shorter channels need less.")
 
     async def remove_endpoint(self, endpoint: str) -> int:
         return await self._run(self._delete, DELETE_BY_ENDPOINT, endpoint)
@@ -238,24 +439,32 @@ class SqliteSubscriptionStore:
         row = self.db.execute(SELECT_ONE, (endpoint,)).fetchone()
         if row is None:
             return None
-        channels = tuple(r[0] for r in self.db.execute(SELECT_CHANNELS_OF, (endpoint,)))
+        channels = tuple(r[0] for r in self.db.execute(SELECT_CHANNELS_OF, (row[9],)))
         extra = tuple(c for c in channels if c not in (row[3], row[4]))
         return SubscriptionRecord(Subscription(row[0], row[1], row[2], row[3], row[4], extra),
                                   row[5], row[6], row[7], row[8])
 
     async def count(self) -> int:
-        return await self._run(lambda: self.db.execute(COUNT_ALL).fetchone()[0])
+        return (await self.stored())[0]
 
-    async def record(self, outcomes: Outcomes) -> None:
+    async def stored(self) -> tuple[int, int]:
+        return await self._run(lambda: tuple(self.db.execute(SELECT_TOTALS).fetchone()))
+
+    async def record(self, outcomes: Outcomes) -> int:
         if outcomes.succeeded or outcomes.failed or outcomes.gone:
-            await self._run(self._record, outcomes)
+            return await self._run(self._record, outcomes)
+        return 0
 
-    def _record(self, outcomes: Outcomes) -> None:
+    def _record(self, outcomes: Outcomes) -> int:
         now = self.clock()
+        began_before = now - self.limits.prune_seconds
         with self._transaction():
             self.db.executemany(MARK_SUCCESS, [(now, e) for e in outcomes.succeeded])
-            self.db.executemany(MARK_FAILURE, [(now, e) for e in outcomes.failed])
+            self.db.executemany(MARK_FAILURE, [(now, now, e) for e in outcomes.failed])
             self.db.executemany(DELETE_BY_ENDPOINT, [(e,) for e in outcomes.gone])
+            pruned = self.db.executemany(PRUNE, [
+                (e, self.limits.prune_failures, began_before) for e in outcomes.failed])
+            return max(0, pruned.rowcount)
 
     def _transaction(self) -> "_Transaction":
         return _Transaction(self.db)
