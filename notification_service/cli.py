@@ -1,9 +1,18 @@
-"""The command line: parse flags, set up logging, run the app until SIGINT/SIGTERM."""
+"""The command line: parse flags, set up logging, run the app until SIGINT/SIGTERM.
+
+Start-up either works or stops with exit code 2 and one sentence naming the
+file or address and what to do (:class:`~.errors.StartupError`, caught here
+and only here): never a traceback. "listening on" is logged once the port is
+really bound.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import signal
+import socket
 import sys
 from typing import Sequence
 
@@ -11,9 +20,12 @@ from aiohttp import web
 
 from .app import create_app
 from .config import Settings, settings_from_args, startup_warnings
+from .errors import StartupError
+from .http_limits import ConnectionCap
 from .logs import configure_logging
 
 log = logging.getLogger("notification_service")
+PROGRAM = "notification_server.py"
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -25,25 +37,82 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-def run(settings: Settings) -> None:
-    log_writer = configure_logging(settings.loglevel, settings.logfile)
-    app = create_app(settings)
+def bind_failure(host: str, port: int, error: OSError) -> StartupError:
+    """Why ``host:port`` could not be bound, as the sentence the operator needs."""
+    address = f"{host}:{port}"
+    if error.errno == errno.EADDRINUSE:
+        return StartupError(f"{address} is already in use by another program (another copy "
+                            f"of this server?): stop it, or choose another port with -p.")
+    if isinstance(error, socket.gaierror):
+        return StartupError(f"Cannot listen on '{host}': no such address or host name. Use "
+                            f"127.0.0.1 (this machine only) or 0.0.0.0 (every network) "
+                            f"with -H.")
+    if error.errno == errno.EADDRNOTAVAIL:
+        return StartupError(f"Cannot listen on {host}: this machine has no such address. Use "
+                            f"127.0.0.1 or 0.0.0.0 with -H.")
+    if error.errno in (errno.EACCES, errno.EPERM):
+        return StartupError(f"Not allowed to listen on {address} (ports below 1024 need "
+                            f"administrator rights): choose a port above 1024 with -p.")
+    return StartupError(f"Cannot listen on {address}: {error.strerror or error}.")
+
+
+async def until_stopped() -> None:
+    """Return on SIGINT or SIGTERM (Ctrl+C raises KeyboardInterrupt where signals cannot be set)."""
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(number, stopped.set)
+        except (NotImplementedError, RuntimeError):  # Windows
+            pass
+    await stopped.wait()
+
+
+async def serve(settings: Settings, app: web.Application) -> None:
+    """Open the app's resources, bind, log where everything is, serve until stopped."""
+    runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout,
+                           access_log=logging.getLogger("aiohttp.access"))
+    try:
+        await runner.setup()
+        ConnectionCap(settings.max_connections_per_address).install(runner.server)
+        site = web.TCPSite(runner, settings.host, settings.port)
+        try:
+            await site.start()
+        except OSError as error:
+            raise bind_failure(settings.host, settings.port, error) from None
+        for warning in startup_warnings(settings):
+            log.warning("%s", warning)
+        port = runner.addresses[0][1] if runner.addresses else settings.port
+        logfile = settings.logfile.resolve() if settings.logfile else "console only"
+        log.info("listening on http://%s:%d (web root %s, data %s, log %s)", settings.host,
+                 port, settings.web_root.resolve(), settings.data_dir.resolve(), logfile)
+        await until_stopped()
+    finally:
+        await runner.cleanup()
+
+
+def run(settings: Settings) -> int:
+    """Run the server; 0 after a clean stop, 2 (and one sentence on stderr) if it cannot start."""
+    try:
+        log_writer = configure_logging(settings.loglevel, settings.logfile, settings.log_format)
+    except StartupError as error:
+        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
+        return 2
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
-    for warning in startup_warnings(settings):
-        log.warning("%s", warning)
-    log.info("listening on http://%s:%d (web root %s, data %s)", settings.host, settings.port,
-             settings.web_root, settings.data_dir)
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop=loop,
-        shutdown_timeout=settings.shutdown_timeout,
-        access_log=logging.getLogger("aiohttp.access"),
-        print=None,
-    )
-    log_writer.stop()
+    try:
+        app = create_app(settings)
+        loop.run_until_complete(serve(settings, app))
+    except StartupError as error:
+        log_writer.stop()
+        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    finally:
+        loop.close()
+        log_writer.stop()
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,8 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments[:1] == ["vapid"]:
         from .webpush.keycommand import vapid_command
         return vapid_command(arguments[1:])
-    run(settings_from_args(arguments))
-    return 0
+    return run(settings_from_args(arguments))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Liveness and health routes for monitors, load balancers and the seed-0 heartbeat.
 
 ``/heartbeat`` answers that the process runs. ``/health`` asks every component
-that registered a check (data folder, stores, later Redis) and answers 503
-naming the failing ones, so a load balancer takes a node with a dead store out
-of rotation. Deliberately nothing that lists codes or channels: a listening
+that registered a check (the data folder by writing to it, the Web Push store
+by querying it, later Redis) and answers 503 naming the failing ones, so a
+load balancer takes a node with a full disk or a dead store out of rotation. Deliberately nothing that lists codes or channels: a listening
 code is a secret (the original ``/clients`` route leaked every one of them).
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 from typing import Awaitable, Callable
 
@@ -19,6 +18,7 @@ from aiohttp import web
 
 from . import jsoncodec
 from .errors import COMPONENT_FAILING
+from .folders import probe, sentence
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +63,16 @@ class HealthChecks:
 
 
 def data_dir_check(path: Path) -> HealthCheck:
-    """The data folder exists and is writable (keys and SQLite stores live there)."""
+    """The data folder takes a write (keys and SQLite stores live there).
+
+    A real write, synced: ``os.access`` says yes on a full disk, on a
+    read-only mount and to root.
+    """
     async def check() -> None:
-        if not path.is_dir():
-            raise RuntimeError("the data folder does not exist")
-        if not os.access(path, os.W_OK):
-            raise RuntimeError("the data folder is not writable")
+        try:
+            await asyncio.to_thread(probe, path)
+        except OSError as error:
+            raise RuntimeError(sentence(error, path, "data folder", "--data-dir")) from None
     return check
 
 
