@@ -7,16 +7,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import cors, operations, registry, spaces
+from . import cors, guards, http_limits, operations, registry, spaces
 from .access import ACCESS_KEY, ChannelAccess
-from .config import SETTINGS_KEY, Settings
+from .config import PACKAGE_WEB_ROOT, SETTINGS_KEY, Settings
 from .errors import error_middleware
+from .folders import prepare
 from .history import MemoryHistory
 from .hub import HUB_KEY, Hub
 from .identity import JWT_VERIFIER_KEY, JwtVerifier
 from .openapi import add_routes as add_openapi_routes
 from .operations import HEALTH_KEY, HealthChecks, data_dir_check
 from .producers import broadcast, emit, trigger
+from .ratelimit import RATE_LIMITS_KEY, RateLimits
 from .registry import REGISTRY_KEY, ConnectionRegistry
 from .static import StaticFolder
 from .transports import polling
@@ -30,9 +32,19 @@ SSE_KEY = web.AppKey("sse", SSETransport)
 
 
 def create_app(settings: Settings) -> web.Application:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = web.Application(middlewares=[error_middleware, trigger.page_trigger_middleware])
+    prepare(settings.data_dir, "data folder", "--data-dir")
+    request_guards = guards.RequestGuards(settings.host, settings.allowed_hosts,
+                                          settings.cors_origins)
+    app = web.Application(
+        middlewares=[error_middleware, cors.middleware(settings.cors_origins),
+                     guards.guard_middleware(request_guards),
+                     http_limits.body_deadline_middleware(settings.body_timeout),
+                     trigger.page_trigger_middleware],
+        handler_args=http_limits.handler_args(settings.header_timeout))
     app[SETTINGS_KEY] = settings
+    app[RATE_LIMITS_KEY] = RateLimits.from_settings(settings)
+    app.on_response_prepare.append(guards.security_headers)
+    app.on_response_prepare.append(cors.label_response)
     if settings.redis_url is not None:
         from .cluster import nodes, redis
         redis.setup(app, settings.redis_url, settings.redis_prefix)
@@ -43,15 +55,17 @@ def create_app(settings: Settings) -> web.Application:
     hub = Hub(MemoryHistory(per_channel=settings.history_size, max_age=settings.history_age,
                             max_bytes=settings.history_bytes))
     app[HUB_KEY] = hub
-    cors.setup(app, settings.cors_origins)
-    access = ChannelAccess(spaces.setup(app, settings.data_dir))
+    access = ChannelAccess(spaces.setup(
+        app, settings.data_dir, spaces.SpaceLimits(settings.max_spaces, settings.spaces_max_bytes)))
     app[ACCESS_KEY] = access
     health = app[HEALTH_KEY] = HealthChecks()
     health.add("data_dir", data_dir_check(settings.data_dir))
     verifier = app[JWT_VERIFIER_KEY] = JwtVerifier.from_files(
         secret=settings.jwt_secret, public_key_file=settings.jwt_public_key,
         leeway=settings.jwt_leeway)
-    connections = app[REGISTRY_KEY] = ConnectionRegistry()
+    connections = app[REGISTRY_KEY] = ConnectionRegistry(
+        max_per_application=settings.max_connections_per_application,
+        max_total=settings.max_identified_connections)
 
     socketio_transport = SocketIOTransport(
         hub, cors_allowed_origins=cors.socketio_origins(settings.cors_origins))
@@ -84,8 +98,10 @@ def create_app(settings: Settings) -> web.Application:
 
 
 def _add_static_routes(app: web.Application, settings: Settings) -> None:
-    StaticFolder(settings.web_root / "sources", "/sources").add_routes(app, "sources")
-    static = StaticFolder(settings.web_root / "static", "/static")
+    shipped = settings.web_root.resolve() == PACKAGE_WEB_ROOT
+    StaticFolder(settings.web_root / "sources", "/sources", shipped=shipped).add_routes(
+        app, "sources")
+    static = StaticFolder(settings.web_root / "static", "/static", shipped=shipped)
     static.add_routes(app, "static")
 
     async def favicon(request: web.Request) -> web.StreamResponse:

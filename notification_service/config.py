@@ -30,6 +30,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_WEB_ROOT = Path(__file__).resolve().parent / "web"
 """The pages and scripts we ship (``sources/``, ``static/``): package data, so an installed server has them."""
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 ENV_PREFIX = "NOTIFY_"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
@@ -102,6 +103,18 @@ def _check_database_url(url: str | None) -> str | None:
     return url
 
 
+def _check_webpush_allow(entries: list[str]) -> list[str]:
+    from .webpush.endpoints import HostEntry
+    for entry in entries:
+        HostEntry.parse(entry)
+    return entries
+
+
+def _check_rate(text: str) -> str:
+    from .ratelimit import check_rate
+    return check_rate(text)
+
+
 def _check_file_exists(what: str) -> Callable[[Path | None], Path | None]:
     def check(path: Path | None) -> Path | None:
         if path is not None and not path.is_file():
@@ -124,6 +137,11 @@ class Settings:
     loglevel: str = setting(
         "INFO", "--loglevel", "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
         short="-l", choices=LOG_LEVELS, normalise=str.upper)
+    log_format: str = setting(
+        "text", "--log-format",
+        "Log lines as text, or json: one JSON object per line (time, level, logger, "
+        "message, event_id and masked channel where there is one).",
+        choices=LOG_FORMATS, normalise=str.lower)
     logfile: Path | None = setting(
         PROJECT_ROOT / "log" / "notification_server.log", "--logfile",
         "Log file, rotated at 5 MB with 5 kept; an empty value logs to the console only.",
@@ -137,6 +155,41 @@ class Settings:
     shutdown_timeout: float = setting(
         1.0, "--shutdown-timeout",
         "Seconds open requests get to finish when the server stops.", minimum=0)
+    # -- who may connect, how fast --------------------------------------------
+    allowed_hosts: list[str] = setting(
+        [], "--allowed-host",
+        "Host name this server answers for besides its --host, IP addresses, localhost and "
+        "*.localhost (.example.com for subdomains, '*' for any); repeatable. Other Host "
+        "headers get 421: a page on another site cannot reach it by DNS rebinding.",
+        shown_default="none", metavar="HOST")
+    header_timeout: float = setting(
+        10.0, "--header-timeout",
+        "Seconds a client has to send its request headers (and an idle kept-alive "
+        "connection stays open).", minimum=0.1)
+    body_timeout: float = setting(
+        10.0, "--body-timeout",
+        "Seconds a client has to send a request body once its headers arrived (408 after).",
+        minimum=0.1)
+    max_connections_per_address: int = setting(
+        256, "--max-connections-per-address",
+        "Open connections one client address may have; more are closed at once.",
+        minimum=1)
+    publish_rate: str = setting(
+        "600/min", "--publish-rate",
+        "Publishes one client address may make (10/s, 600/min, 1000/hour or off); this "
+        "machine's own address is exempt.", check=_check_rate, metavar="RATE")
+    lookup_rate: str = setting(
+        "120/min", "--lookup-rate",
+        "Channel look-ups one client address may make (polling, SSE streams, socket.io "
+        "registrations), this machine included: bounds guessing codes.", check=_check_rate,
+        metavar="RATE")
+    subscribe_rate: str = setting(
+        "10/min", "--subscribe-rate", "Web Push subscriptions one client address may make.",
+        check=_check_rate, metavar="RATE")
+    token_failure_rate: str = setting(
+        "10/min", "--token-failure-rate",
+        "Wrong tokens or secrets one client address may send; past it every token check "
+        "from that address is refused for a while.", check=_check_rate, metavar="RATE")
     # -- scale-out: several nodes on one Redis, durable stores on PostgreSQL --
     redis_url: str | None = setting(
         None, "--redis-url",
@@ -181,6 +234,20 @@ class Settings:
         100, "--max-channels-per-connection",
         "Channels one socket.io connection may listen on; more are refused in the "
         "acknowledgement.", minimum=1)
+    max_spaces: int = setting(
+        10_000, "--max-spaces", "Private spaces whose secrets the server keeps (507 past it).",
+        minimum=0)
+    spaces_max_bytes: int = setting(
+        8 * MiB, "--spaces-max-bytes", "Bytes of space names and secrets kept, in total.",
+        shown_default="8 MiB", minimum=0)
+    max_connections_per_application: int = setting(
+        10_000, "--max-connections-per-application",
+        "Identified (JWT) connections one application may have at once (429 past it).",
+        minimum=0)
+    max_identified_connections: int = setting(
+        100_000, "--max-identified-connections",
+        "Identified (JWT) connections of all applications together (507 past it).",
+        minimum=0)
     cors_origins: list[str] = setting(
         [], "--cors-origin",
         "Origin (scheme://host:port) whose pages may use socket.io and the HTTP API; "
@@ -196,9 +263,10 @@ class Settings:
         shown_default="<data dir>/vapid_private.pem, generated on first start", metavar="PEM")
     webpush_allow: list[str] = setting(
         [], "--webpush-allow",
-        "Also accept subscription endpoints on HOST (.example.com for subdomains); "
-        "repeatable. Google, Mozilla, Apple and Microsoft are always allowed.",
-        shown_default="none", metavar="HOST")
+        "Also accept subscription endpoints on HOST (.example.com for subdomains; "
+        "HOST:PORT or HOST:* for ports other than 443; IP addresses only when named "
+        "exactly); repeatable. Google, Mozilla, Apple and Microsoft are always allowed.",
+        shown_default="none", metavar="HOST", check=_check_webpush_allow)
     webpush_allow_http: bool = setting(
         False, "--webpush-allow-http",
         "Accept plain http:// endpoints on allowed hosts (local testing only).")
@@ -223,6 +291,17 @@ class Settings:
         100_000, "--webpush-max-subscriptions",
         "Subscriptions this server stores at most (subscribing needs no token, so this "
         "bounds the database).", minimum=0)
+    webpush_max_bytes: int = setting(
+        128 * MiB, "--webpush-max-bytes",
+        "Bytes the stored subscriptions may take (endpoints, keys, ids, groups, channels "
+        "and their indexes).", shown_default="128 MiB", minimum=0)
+    webpush_prune_failures: int = setting(
+        10, "--webpush-prune-failures",
+        "Consecutive failed pushes after which a subscription is removed, once they span "
+        "--webpush-prune-days.", minimum=1)
+    webpush_prune_days: float = setting(
+        7.0, "--webpush-prune-days",
+        "Days a subscription must keep failing before it is removed.", minimum=0)
     # -- JWT listeners and SSE -----------------------------------------------
     jwt_secret: str | None = setting(
         None, "--jwt-secret",

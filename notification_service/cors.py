@@ -1,10 +1,12 @@
 """CORS for the HTTP API: which other origins' pages may call it, preflight included.
 
-One list of origins (``--cors-origin``, repeatable, ``*`` for any) drives both
-this middleware and socket.io's own origin check, so a page that may publish
-may also listen. Default: no origin but the server's own. ``/socket.io/`` is
+One list of origins (``--cors-origin``, repeatable, ``*`` for any) drives
+this middleware, socket.io's own origin check and the refusal of other sites'
+pages on publishing routes (guards.py), so a page that may publish may also
+listen. Default: no origin but the server's own. ``/socket.io/`` is
 left to python-engineio, which answers its own CORS. This module never decides
 who may publish (tokens do): CORS only says which pages may read our answers.
+app.py places :func:`middleware` and registers :func:`label_response`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
 DEFAULT_ALLOWED_HEADERS = "Authorization, Content-Type, Last-Event-ID"
 PREFLIGHT_MAX_AGE = "600"
 SOCKETIO_PREFIX = "/socket.io"
-ALLOWED_ORIGIN = "cors_allowed_origin"  # request key set for allowed cross-origin requests
+ALLOWED_ORIGIN = web.RequestKey("cors_allowed_origin", str)  # set for allowed cross-origin requests
 
 
 def socketio_origins(origins: list[str]) -> list[str] | str | None:
@@ -29,7 +31,7 @@ def socketio_origins(origins: list[str]) -> list[str] | str | None:
     return list(origins)
 
 
-def cors_middleware(origins: list[str]):  # type: ignore[no-untyped-def]
+def middleware(origins: list[str]):  # type: ignore[no-untyped-def]
     """A middleware answering preflights and labelling answers for the allowed origins."""
     allowed = frozenset(origin.rstrip("/") for origin in origins)
     any_origin = "*" in allowed
@@ -40,7 +42,7 @@ def cors_middleware(origins: list[str]):  # type: ignore[no-untyped-def]
         return origin if origin in allowed else None
 
     @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get("Origin")
         if origin is None or request.path.startswith(SOCKETIO_PREFIX):
             return await handler(request)
@@ -62,7 +64,7 @@ def cors_middleware(origins: list[str]):  # type: ignore[no-untyped-def]
             request[ALLOWED_ORIGIN] = allowed_origin
         return await handler(request)
 
-    return middleware
+    return cors
 
 
 async def label_response(request: web.Request, response: web.StreamResponse) -> None:
@@ -73,8 +75,3 @@ async def label_response(request: web.Request, response: web.StreamResponse) -> 
         response.headers["Access-Control-Expose-Headers"] = "X-Connection-Id"
         response.headers.add("Vary", "Origin")
 
-
-def setup(app: web.Application, origins: list[str]) -> None:
-    """Install the middleware (first, so it sees every request) and the labelling signal."""
-    app.middlewares.insert(0, cors_middleware(origins))
-    app.on_response_prepare.append(label_response)

@@ -17,6 +17,8 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
+from .logs import Throttle
+
 log = logging.getLogger(__name__)
 
 
@@ -25,14 +27,37 @@ class StartupError(Exception):
     address, and what to do. The CLI prints it as one line and exits with code 2."""
 
 
-class ApiError(Exception):
-    """An error the client caused (4xx) or that we report honestly (5xx)."""
+class BodyTimedOut(TimeoutError):
+    """A request body did not arrive in time (set on the body by http_limits; answered 408).
 
-    def __init__(self, http: int, code: int, message: str) -> None:
+    A TimeoutError, so aiohttp's lingering read after the answer ends quietly."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(f"the body did not arrive within {timeout:g} s")
+        self.timeout = timeout
+
+
+class AnswerAlreadyStarted(Exception):
+    """A handler failed after its answer began (a WebSocket after the upgrade).
+
+    Nothing may be written any more: the error middleware reports it once and
+    raises this, and aiohttp closes the connection (its logger, http_limits.ServerLog,
+    stays silent about it)."""
+
+
+class ApiError(Exception):
+    """An error the client caused (4xx) or that we report honestly (5xx).
+
+    ``headers`` go out with the answer (``Retry-After`` on a 429).
+    """
+
+    def __init__(self, http: int, code: int, message: str,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.http = http
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
     def to_dict(self) -> dict[str, object]:
         return {"error": self.message, "code": self.code, "http": self.http}
@@ -50,8 +75,8 @@ class ErrorKind:
     code: int
     meaning: str
 
-    def __call__(self, message: str) -> ApiError:
-        return ApiError(self.http, self.code, message)
+    def __call__(self, message: str, headers: dict[str, str] | None = None) -> ApiError:
+        return ApiError(self.http, self.code, message, headers)
 
 
 ERRORS: list[ErrorKind] = []
@@ -75,6 +100,7 @@ INVALID_EVENT_NAME = _kind(400, 40003, "the event name is not valid (control cha
                                        "128 characters, or a name socket.io reserves)")
 INVALID_PARAMETER = _kind(400, 40004, "a query parameter has a bad value (`wait`, "
                                       "`idempotency_key`)")
+BODY_INCOMPLETE = _kind(400, 40005, "the client hung up before the whole request body arrived")
 INVALID_SUBSCRIPTION = _kind(400, 40020, "Web Push: the subscription is not "
                                          "`PushSubscription.toJSON()`, or a bad id/group/channels")
 INVALID_NOTIFICATION = _kind(400, 40021, "Web Push notify: not exactly one target, no message, "
@@ -103,15 +129,27 @@ EMIT_FORBIDDEN = _kind(403, 40340, "`POST /emit`: the secret is missing or wrong
 EMIT_DISABLED = _kind(403, 40341, "`POST /emit` is off: start with `--secret`")
 ADMIN_DISABLED = _kind(403, 40342, "admin routes are off: start with `--admin-token`")
 ORIGIN_REFUSED = _kind(403, 40343, "CORS preflight from an origin not in `--cors-origin`")
+CROSS_SITE_REFUSED = _kind(403, 40344, "publishing from a page of another site (`Origin` or "
+                                       "`Sec-Fetch-Site: cross-site`) not allowed with "
+                                       "`--cors-origin`")
 CONNECTIONS_FORBIDDEN = _kind(403, 40360, "connections of another application")
 # -- 404/405: nothing there ---------------------------------------------------
 NOT_FOUND = _kind(404, 40401, "nothing at this path")
 SUBSCRIPTION_NOT_FOUND = _kind(404, 40420, "Web Push: no subscription with this endpoint")
 METHOD_NOT_ALLOWED = _kind(405, 40501, "method not allowed on this path (the `Allow` header "
                                        "lists the right ones)")
+# -- 408: too slow ------------------------------------------------------------
+BODY_TIMEOUT = _kind(408, 40801, "the request body did not arrive within `--body-timeout` "
+                                 "seconds")
 # -- 413: too large -------------------------------------------------------------
 WEBPUSH_PAYLOAD_TOO_LARGE = _kind(413, 41320, "Web Push: the message is over 3,993 bytes")
 PAYLOAD_TOO_LARGE = _kind(413, 41340, "the event data is larger than `--max-payload-bytes`")
+# -- 415: not JSON -------------------------------------------------------------
+NOT_JSON_CONTENT_TYPE = _kind(415, 41501, "a JSON route was sent a body without "
+                                          "`Content-Type: application/json`")
+# -- 421: not this server ---------------------------------------------------------
+HOST_NOT_ALLOWED = _kind(421, 42101, "the `Host` header names a host this server does not "
+                                     "answer for (DNS rebinding guard; see `--allowed-host`)")
 # -- 422: well-formed, but not something we can deliver ---------------------
 WEBPUSH_BODY_NOT_JSON = _kind(422, 42220, "Web Push: the body is not a JSON object")
 # A channel named in a JSON body or a URL path the client chose: the request was
@@ -123,12 +161,30 @@ INVALID_FIELD = _kind(422, 42243, "a field of the JSON body is missing or has th
 INVALID_SPACE_SECRET = _kind(422, 42244, "a space secret is not valid")
 TOO_MANY_CHANNELS = _kind(422, 42245, "(acknowledgement) this connection listens on too many "
                                       "channels")
+NUMBER_OUT_OF_RANGE = _kind(422, 42246, "a JSON integer is outside ±2^53 (JavaScript cannot "
+                                        "hold it exactly)")
+# -- 429: too many, too fast; the answer's `Retry-After` says when to try again --
+PUBLISH_RATE_LIMITED = _kind(429, 42901, "this address publishes faster than `--publish-rate`")
+LOOKUP_RATE_LIMITED = _kind(429, 42902, "this address looks up channels (polling, SSE, "
+                                        "socket.io registrations) faster than `--lookup-rate`")
+TOKEN_FAILURES_LIMITED = _kind(429, 42903, "this address sent too many wrong tokens or secrets "
+                                           "(`--token-failure-rate`)")
+SUBSCRIBE_RATE_LIMITED = _kind(429, 42920, "Web Push: this address subscribes faster than "
+                                           "`--subscribe-rate`")
+APPLICATION_CONNECTIONS_FULL = _kind(429, 42960, "this application already has "
+                                                 "`--max-connections-per-application` "
+                                                 "identified connections")
 # -- 5xx: our fault, or a component that is down; the message never carries internals
 INTERNAL = _kind(500, 50001, "the server failed; the details are in its log, never in the "
                              "answer")
 COMPONENT_FAILING = _kind(503, 50361, "`/health`: a component is failing (named in the answer)")
-SUBSCRIPTIONS_FULL = _kind(507, 50720, "Web Push: the server already stores "
-                                       "`--webpush-max-subscriptions` subscriptions")
+SUBSCRIPTIONS_FULL = _kind(507, 50720, "Web Push: the store is full "
+                                       "(`--webpush-max-subscriptions` or "
+                                       "`--webpush-max-bytes`)")
+SPACES_FULL = _kind(507, 50740, "private spaces: the server already keeps `--max-spaces` "
+                                "secrets or `--spaces-max-bytes` of them")
+CONNECTIONS_FULL = _kind(507, 50760, "the server already lists `--max-identified-connections` "
+                                     "identified connections")
 
 
 def markdown_table() -> str:
@@ -139,19 +195,42 @@ def markdown_table() -> str:
 
 
 def json_error(error: ApiError) -> web.Response:
-    return web.json_response(error.to_dict(), status=error.http)
+    response = web.json_response(error.to_dict(), status=error.http)
+    response.headers.update(error.headers)
+    return response
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_throttle = Throttle()
+
+
+def _answer_started(request: web.Request) -> bool:
+    """Whether bytes of an answer (a 101 upgrade, a stream's headers) were already written."""
+    writer = request.writer
+    return writer is not None and writer.output_size > 0
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render every error as JSON with a stable code; log only what is our fault."""
+    """Render every error as JSON with a stable code; log only what is our fault.
+
+    Never writes an answer after one began (a failure inside a WebSocket): it
+    logs one line and lets aiohttp close the connection. A client that hung up
+    mid-request is logged at DEBUG only.
+    """
     try:
         return await handler(request)
     except ApiError as error:
         return json_error(error)
+    except BodyTimedOut as error:
+        return json_error(BODY_TIMEOUT(
+            f"The request body did not arrive within {error.timeout:g} s (--body-timeout); "
+            f"send the whole body at once."))
     except web.HTTPNotFound:
         return json_error(NOT_FOUND(f"Nothing at {request.path}."))
     except web.HTTPMethodNotAllowed as exc:
@@ -162,6 +241,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return response
     except web.HTTPException:
         raise  # redirects, 304s and the like are answers, not errors
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+    except Exception as error:
+        if isinstance(error, ConnectionError) and _client_gone(request):
+            # The client hung up (mid-body, say); a connection of ours that failed
+            # (Redis, PostgreSQL) is a ConnectionError too, but the client is still there.
+            log.debug("client left during %s %s: %r", request.method, request.path, error)
+            return json_error(BODY_INCOMPLETE("The connection closed before the request "
+                                              "was complete."))
+        if _answer_started(request):
+            _throttle.log(log, logging.WARNING, "%s %s failed after its answer began (%s); "
+                          "connection closed", request.method, request.path,
+                          type(error).__name__)
+            raise AnswerAlreadyStarted() from error
+        if _throttle.allow()[0]:
+            log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(INTERNAL("The server failed to handle this request; it has been logged."))

@@ -1,18 +1,44 @@
 """One JSON codec for the whole server, backed by orjson.
 
 Producers parse with it and transports encode with it, so what a producer
-accepts is exactly what a transport can send (orjson refuses integers beyond
-64 bits and NaN at the door instead of failing at delivery).
+accepts is exactly what a transport can send. orjson refuses NaN and infinity,
+but silently turns an integer beyond 64 bits into a float: :func:`loads`
+refuses every integer outside ±(2^53 - 1), the range a JavaScript page can
+hold exactly, with :class:`NumberOutOfRange` (answered 422), so no listener
+ever receives a number other than the one that was published.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 JSONDecodeError = orjson.JSONDecodeError
+MAX_SAFE_INTEGER = 2 ** 53 - 1
+"""JavaScript's ``Number.MAX_SAFE_INTEGER``."""
+# An integer beyond 2^53 has at least 16 digits: shorter input never needs the slow check.
+_LONG_DIGITS = re.compile(rb"\d{16}")
+
+
+class NumberOutOfRange(JSONDecodeError):
+    """A JSON integer that JavaScript (and so every page) cannot hold exactly."""
+
+
+def _safe_integer(literal: str) -> int:
+    try:
+        number = int(literal)
+    except ValueError:  # more digits than Python converts: out of range anyway
+        number = MAX_SAFE_INTEGER + 1
+    if abs(number) > MAX_SAFE_INTEGER:
+        shown = literal if len(literal) <= 40 else literal[:37] + "..."
+        raise NumberOutOfRange(
+            f"The integer {shown} is outside ±{MAX_SAFE_INTEGER} (2^53 - 1), what JavaScript "
+            f"holds exactly: send it as a string", literal, 0)
+    return number
 
 
 def dumps(value: Any, **_ignored: Any) -> str:
@@ -30,11 +56,15 @@ MAX_DEPTH = 200
 
 
 def loads(text: str | bytes, **_ignored: Any) -> Any:
-    """Parse JSON; ``JSONDecodeError`` also for nesting deeper than MAX_DEPTH."""
+    """Parse JSON; ``JSONDecodeError`` also for nesting deeper than MAX_DEPTH, and
+    :class:`NumberOutOfRange` for an integer outside ±(2^53 - 1)."""
     value = orjson.loads(text)
     raw = text.encode() if isinstance(text, str) else text
     if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         raise JSONDecodeError(f"nested deeper than {MAX_DEPTH} levels", raw.decode("utf-8", "replace"), 0)
+    if _LONG_DIGITS.search(raw):
+        # Digits inside strings match too: the standard parser sees integer literals only.
+        json.loads(raw, parse_int=_safe_integer)
     return value
 
 

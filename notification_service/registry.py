@@ -6,6 +6,12 @@ routes answer the seed-3 shape (user -> connection id -> details) plus a
 ``transport`` field. Indexed by application and user, so listing one
 application never scans the others.
 
+Bounded: at most ``max_per_application`` connections per application (429
+past it, so one application's users cannot crowd out the others) and
+``max_total`` in all (507). Transports call :meth:`ConnectionRegistry.admit`
+before they accept an identified listener, with no await between it and
+:meth:`ConnectionRegistry.add`, so the bounds hold exactly.
+
 This module must never list anonymous listeners: a listening code is a secret,
 and only connections that identified themselves belong to an application.
 """
@@ -21,7 +27,8 @@ from aiohttp import web
 from . import jsoncodec
 from .access import Identity
 from .config import SETTINGS_KEY
-from .errors import CONNECTIONS_FORBIDDEN, TOKEN_MISSING
+from .errors import (APPLICATION_CONNECTIONS_FULL, CONNECTIONS_FORBIDDEN, CONNECTIONS_FULL,
+                     TOKEN_MISSING)
 from .identity import JWT_VERIFIER_KEY
 from .tokens import presented_token, secrets_equal
 
@@ -49,15 +56,44 @@ class ConnectionInfo:
 
 
 class ConnectionRegistry:
-    """Identified connections by application, then user, then connection id."""
+    """Identified connections by application, then user, then connection id.
 
-    def __init__(self) -> None:
+    :param max_per_application: connections one application may have listed
+        (``--max-connections-per-application``).
+    :param max_total: connections of every application together
+        (``--max-identified-connections``).
+    """
+
+    def __init__(self, max_per_application: int = 10_000, max_total: int = 100_000) -> None:
+        self.max_per_application = max_per_application
+        self.max_total = max_total
         self._applications: dict[str, dict[str, dict[str, ConnectionInfo]]] = {}
+        self._per_application: dict[str, int] = {}
+        self.total = 0
+
+    def admit(self, identity: Identity | None) -> None:
+        """Raise 429/507 if a connection of ``identity`` would pass a bound (None: anonymous)."""
+        if identity is None:
+            return
+        if self.total >= self.max_total:
+            raise CONNECTIONS_FULL(
+                f"This server already lists {self.max_total} identified connections "
+                f"(--max-identified-connections); try again later.")
+        if self._per_application.get(identity.application, 0) >= self.max_per_application:
+            raise APPLICATION_CONNECTIONS_FULL(
+                f"The application '{identity.application}' already has "
+                f"{self.max_per_application} connections (--max-connections-per-application); "
+                f"close some, or try again later.", {"Retry-After": "30"})
 
     def add(self, connection: ConnectionInfo) -> None:
         identity = connection.identity
         users = self._applications.setdefault(identity.application, {})
-        users.setdefault(identity.user, {})[connection.id] = connection
+        connections = users.setdefault(identity.user, {})
+        if connection.id not in connections:
+            self.total += 1
+            self._per_application[identity.application] = (
+                self._per_application.get(identity.application, 0) + 1)
+        connections[connection.id] = connection
 
     def remove(self, connection: ConnectionInfo) -> None:
         identity = connection.identity
@@ -67,7 +103,13 @@ class ConnectionRegistry:
         connections = users.get(identity.user)
         if connections is None:
             return
-        connections.pop(connection.id, None)
+        if connections.pop(connection.id, None) is not None:
+            self.total -= 1
+            remaining = self._per_application.get(identity.application, 1) - 1
+            if remaining > 0:
+                self._per_application[identity.application] = remaining
+            else:
+                self._per_application.pop(identity.application, None)
         if not connections:
             del users[identity.user]
             if not users:

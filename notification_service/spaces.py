@@ -7,6 +7,9 @@ in memory so a join never waits for a database, and every change is written
 through to a :class:`SpaceSecretBackend` first. Embedded default:
 :class:`SqliteSpaceSecrets` (a file in the data directory, versioned schema);
 a PostgreSQL backend only has to implement the same three methods.
+Bounded by :class:`SpaceLimits`: at most ``--max-spaces`` secrets and
+``--spaces-max-bytes`` of names and secrets (:func:`stored_bytes`); past
+either a new space is refused with 507 (rotating an existing one never is).
 This module never compares secrets (access.py does, in constant time) and never
 logs them.
 """
@@ -18,13 +21,14 @@ import logging
 import os
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
 
 from .config import SETTINGS_KEY, env_name
-from .errors import ADMIN_DISABLED, INVALID_SPACE_SECRET
+from .errors import ADMIN_DISABLED, INVALID_SPACE_SECRET, SPACES_FULL, StartupError
 from .events import validate_space
 from .producers.body import parse_json, read_body
 from .tokens import require_token
@@ -47,6 +51,23 @@ UPSERT = """
     ON CONFLICT (space) DO UPDATE SET secret = excluded.secret, updated_at = excluded.updated_at
 """
 DELETE = "DELETE FROM space_secrets WHERE space = ?"
+
+
+SPACE_ROW_BYTES = 64
+"""What SQLite (and Python's dict) spend per space beyond its two texts."""
+
+
+def stored_bytes(space: str, secret: str) -> int:
+    """What keeping ``space``'s ``secret`` costs against ``--spaces-max-bytes``."""
+    return len(space.encode("utf-8")) + len(secret.encode("utf-8")) + SPACE_ROW_BYTES
+
+
+@dataclass(frozen=True)
+class SpaceLimits:
+    """At most ``max_spaces`` secrets, of at most ``max_bytes`` (:func:`stored_bytes`) in all."""
+
+    max_spaces: int = 10_000
+    max_bytes: int = 8 * 1024 * 1024
 
 
 class SpaceSecretBackend(Protocol):
@@ -75,29 +96,38 @@ class SqliteSpaceSecrets:
         self._lock = asyncio.Lock()
 
     async def open(self) -> None:
-        self._db = await asyncio.to_thread(self._open)
+        try:
+            self._db = await asyncio.to_thread(self._open)
+        except sqlite3.Error as error:
+            raise StartupError(
+                f"The space secrets database {self.path.resolve()} cannot be opened ({error}): "
+                f"if it is damaged, move it away (every space then needs its secret set "
+                f"again) or restore it from a backup.") from None
 
     def _open(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         created = not self.path.exists()
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        if created and os.name == "posix":
-            os.chmod(self.path, 0o600)  # the secrets are in clear: only we may read them
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
+        try:
+            if created and os.name == "posix":
+                os.chmod(self.path, 0o600)  # the secrets are in clear: only we may read them
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(f"schema version {version} is newer than this "
+                                            f"server's {SCHEMA_VERSION}: upgrade the server")
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                db.execute("BEGIN")
+                try:
+                    db.execute(MIGRATIONS[target])
+                    db.execute(f"PRAGMA user_version = {target}")
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                log.info("space secrets database %s migrated to version %d", self.path, target)
+        except BaseException:
             db.close()
-            raise RuntimeError(f"{self.path} has schema version {version}, newer than this "
-                               f"server's {SCHEMA_VERSION}: upgrade the server.")
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            db.execute("BEGIN")
-            try:
-                db.execute(MIGRATIONS[target])
-                db.execute(f"PRAGMA user_version = {target}")
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            log.info("space secrets database %s migrated to version %d", self.path, target)
+            raise
         return db
 
     async def load_all(self) -> dict[str, str]:
@@ -127,29 +157,62 @@ class SpaceSecrets:
 
     Implements :class:`~notification_service.access.SpaceSecrets`. A rotation
     applies to the next join; listeners who joined earlier stay joined.
+
+    :param limits: how many secrets, of how many bytes, may be kept. The check
+        runs before the write with no await in between, so concurrent requests
+        cannot pass it together.
     """
 
-    def __init__(self, backend: SpaceSecretBackend) -> None:
+    def __init__(self, backend: SpaceSecretBackend, limits: SpaceLimits = SpaceLimits()) -> None:
         self.backend = backend
+        self.limits = limits
         self._secrets: dict[str, str] = {}
+        self.bytes = 0
 
     async def load(self) -> None:
         self._secrets = await self.backend.load_all()
+        self.bytes = sum(stored_bytes(space, secret) for space, secret in self._secrets.items())
 
     def get(self, space: str) -> str | None:
         return self._secrets.get(space)
 
+    @property
+    def count(self) -> int:
+        return len(self._secrets)
+
     async def set(self, space: str, secret: str) -> bool:
-        """Set or rotate; True if the space had no secret before."""
-        await self.backend.put(space, secret)
-        created = space not in self._secrets
-        self._secrets[space] = secret
-        return created
+        """Set or rotate; True if the space had no secret before. 507 past the limits."""
+        previous = self._secrets.get(space)
+        freed = stored_bytes(space, previous) if previous is not None else 0
+        grown = self.bytes - freed + stored_bytes(space, secret)
+        if previous is None and len(self._secrets) >= self.limits.max_spaces:
+            raise SPACES_FULL(f"This server keeps at most {self.limits.max_spaces} space "
+                              f"secrets (--max-spaces); delete one first.")
+        if grown > self.limits.max_bytes and grown > self.bytes:
+            raise SPACES_FULL(f"The space secrets may take at most {self.limits.max_bytes} "
+                              f"bytes (--spaces-max-bytes); delete a space or use a shorter "
+                              f"secret.")
+        self._secrets[space] = secret  # reserved before the write: a concurrent set sees it
+        self.bytes = grown
+        try:
+            await self.backend.put(space, secret)
+        except BaseException:
+            if previous is None:
+                self._secrets.pop(space, None)
+            else:
+                self._secrets[space] = previous
+            self.bytes = self.bytes - stored_bytes(space, secret) + freed
+            raise
+        return previous is None
 
     async def delete(self, space: str) -> bool:
         """Forget the space's secret (its channels can no longer be joined); True if it had one."""
         await self.backend.delete(space)
-        return self._secrets.pop(space, None) is not None
+        secret = self._secrets.pop(space, None)
+        if secret is None:
+            return False
+        self.bytes -= stored_bytes(space, secret)
+        return True
 
 
 # -- admin routes: PUT/DELETE /admin/spaces/{space} ------------------------
@@ -172,7 +235,7 @@ async def put_space(request: web.Request) -> web.Response:
     """Set or rotate the secret pages need to join ``{space}::*`` channels."""
     _require_admin(request)
     space = validate_space(request.match_info["space"])
-    raw = await read_body(request, SECRET_MAX_LENGTH + 1024)
+    raw = await read_body(request, SECRET_MAX_LENGTH + 1024, flag=None)
     body = parse_json(raw, f"body of PUT /admin/spaces/{space}")
     secret = body.get("secret") if isinstance(body, dict) else None
     if not isinstance(secret, str) or not 1 <= len(secret) <= SECRET_MAX_LENGTH:
@@ -193,10 +256,11 @@ async def delete_space(request: web.Request) -> web.Response:
     return web.json_response({"space": space, "deleted": deleted})
 
 
-def setup(app: web.Application, data_dir: Path) -> SpaceSecrets:
+def setup(app: web.Application, data_dir: Path,
+          limits: SpaceLimits = SpaceLimits()) -> SpaceSecrets:
     """Create the app's space secrets; the database opens and loads in cleanup_ctx."""
     backend = SqliteSpaceSecrets(data_dir / DATABASE_NAME)
-    spaces = SpaceSecrets(backend)
+    spaces = SpaceSecrets(backend, limits)
     app[SPACES_KEY] = spaces
 
     async def lifetime(_app: web.Application):  # type: ignore[no-untyped-def]

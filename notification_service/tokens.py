@@ -12,6 +12,7 @@ import hmac
 from aiohttp import web
 
 from .errors import FORBIDDEN, UNAUTHORIZED
+from .ratelimit import check_token_failures, record_token_failure
 
 
 def secrets_equal(given: str | None, expected: str) -> bool:
@@ -32,12 +33,18 @@ def presented_token(request: web.Request) -> str | None:
 
 
 def require_token(request: web.Request, expected: str | None, what: str) -> None:
-    """Raise 401 (no token) or 403 (wrong token) unless ``expected`` is None or presented."""
+    """Raise 401 (no token) or 403 (wrong token) unless ``expected`` is None or presented.
+
+    A wrong token counts against the address's ``--token-failure-rate``: past
+    it, every check from that address is 429 for a while, right token or not.
+    """
     if expected is None:
         return
+    check_token_failures(request)
     given = presented_token(request)
     if given is None:
         raise UNAUTHORIZED(f"This server requires the {what} token: send "
                            f"'Authorization: Bearer <token>' or add &token=<token> to the URL.")
     if not secrets_equal(given, expected):
+        record_token_failure(request)
         raise FORBIDDEN(f"The {what} token is wrong.")

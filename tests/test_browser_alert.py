@@ -14,7 +14,7 @@ async def test_alert_overlay_shows_triggered_event(server, http, browser):
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     await page.goto(f"{server.url}/sources/alert.html?code=obs1&status=1&duration=10")
-    await page.wait_for_function("document.getElementById('status').textContent === 'registered: obs1'")
+    await page.wait_for_function("() => document.getElementById('status').textContent === 'registered: obs1'")
     transparent = await page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert transparent in ("rgba(0, 0, 0, 0)", "transparent")
 
@@ -36,7 +36,7 @@ async def test_alert_overlay_shows_triggered_event(server, http, browser):
 async def test_alerts_queue_and_never_overlap(server, http, browser):
     page = await browser.new_page()
     await page.goto(f"{server.url}/sources/alert.html?code=obs2&status=1&duration=0.5&gap=0")
-    await page.wait_for_function("document.getElementById('status').textContent === 'registered: obs2'")
+    await page.wait_for_function("() => document.getElementById('status').textContent === 'registered: obs2'")
     await page.evaluate("""() => {
         window.seen = []; window.maxVisible = 0;
         new MutationObserver(() => {
@@ -51,7 +51,7 @@ async def test_alerts_queue_and_never_overlap(server, http, browser):
     for name in ("ONE", "TWO", "THREE"):
         async with http.get(f"{server.url}/notify?code=obs2&event={name}") as response:
             assert response.status == 200
-    await page.wait_for_function("window.seen.length === 3", timeout=10_000)
+    await page.wait_for_function("() => window.seen.length === 3", timeout=10_000)
     assert await page.evaluate("window.seen") == ["ONE", "TWO", "THREE"]
     assert await page.evaluate("window.maxVisible") == 1
 
@@ -59,7 +59,7 @@ async def test_alerts_queue_and_never_overlap(server, http, browser):
 async def test_example_page_logs_every_event(server, http, browser):
     page = await browser.new_page()
     await page.goto(f"{server.url}/sources/example.html?code=dev1")
-    await page.wait_for_function("document.getElementById('status').className === 'registered'")
+    await page.wait_for_function("() => document.getElementById('status').className === 'registered'")
     async with http.get(f"{server.url}/notify?code=dev1&event=build&step=3") as response:
         assert response.status == 200
     entry = page.locator("#log li").first
@@ -82,12 +82,12 @@ async def test_reloading_the_overlay_during_a_burst_shows_each_alert_once(server
     """)
     url = f"{server.url}/sources/alert.html?code=reload&status=1&duration=0.1&gap=0"
     await page.goto(url)
-    await page.wait_for_function("document.getElementById('status').textContent === 'registered: reload'")
+    await page.wait_for_function("() => document.getElementById('status').textContent === 'registered: reload'")
     names = [f"A{n}" for n in range(12)]
     for name in names[:6]:
         async with http.get(f"{server.url}/notify?code=reload&event={name}") as response:
             assert response.status == 200
-    await page.wait_for_function("document.querySelectorAll('.alert').length > 0")
+    await page.wait_for_function("() => document.querySelectorAll('.alert').length > 0")
     await page.reload()  # mid-burst: some alerts shown, the rest still queued
     for name in names[6:]:
         async with http.get(f"{server.url}/notify?code=reload&event={name}") as response:
@@ -105,7 +105,7 @@ async def test_reloading_the_overlay_during_a_burst_shows_each_alert_once(server
 async def test_pages_confirm_receipts(server, http, browser):
     page = await browser.new_page()
     await page.goto(f"{server.url}/sources/example.html?code=receipt1")
-    await page.wait_for_function("document.getElementById('status').className === 'registered'")
+    await page.wait_for_function("() => document.getElementById('status').className === 'registered'")
     async with http.get(f"{server.url}/notify?code=receipt1&event=x&wait=3000") as response:
         answer = await response.json()
     assert (answer["count"], answer["acknowledged"]) == (1, 1)

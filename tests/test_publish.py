@@ -222,7 +222,8 @@ async def test_deeply_nested_json_is_refused_not_a_500(server, http):
     assert response.status == 422 and body["code"] == 42241
     assert "nested deeper than 200 levels" in body["error"]
     fine = "[" * 150 + "]" * 150
-    async with http.post(f"{server.url}/broadcast/news/x", data=fine) as response:
+    async with http.post(f"{server.url}/broadcast/news/x", data=fine,
+                         headers={"Content-Type": "application/json"}) as response:
         assert response.status == 200
 
 

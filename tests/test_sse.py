@@ -182,7 +182,7 @@ async def test_slow_reader_is_cut_off_while_a_fast_one_keeps_receiving(server, h
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.setblocking(False)
         await loop.sock_connect(slow, ("127.0.0.1", server.port))
-        await loop.sock_sendall(slow, b"GET /sse?channel=busy HTTP/1.1\r\nHost: test\r\n\r\n")
+        await loop.sock_sendall(slow, b"GET /sse?channel=busy HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         head = await asyncio.wait_for(loop.sock_recv(slow, 1024), 5)
         assert head.startswith(b"HTTP/1.1 200")  # ... and it never reads again
         fast = await open_stream(http, server.url, query="channel=busy")

@@ -51,7 +51,7 @@ async def test_push_page_registers_the_worker_which_shows_pushes(push_server, br
         "origin": push_server.url, "registrationId": registration_id,
         "data": '{"title":"Hello","body":"<b>bold</b>","url":"/sources/push.html","tag":"t"}'})
     await page.wait_for_function(
-        "document.getElementById('log').textContent.includes('push received')",
+        "() => document.getElementById('log').textContent.includes('push received')",
         timeout=WAIT * 1000)
     log = await page.text_content("#log")
     assert '"title":"Hello"' in log and "<b>bold</b>" in log  # rendered as text
@@ -62,6 +62,6 @@ async def test_push_page_registers_the_worker_which_shows_pushes(push_server, br
     await cdp.send("ServiceWorker.deliverPushMessage", {
         "origin": push_server.url, "registrationId": registration_id, "data": "plain text"})
     await page.wait_for_function(
-        "document.getElementById('log').textContent.includes('plain text')",
+        "() => document.getElementById('log').textContent.includes('plain text')",
         timeout=WAIT * 1000)
     assert errors == []

@@ -1,9 +1,11 @@
 """Reading and checking JSON request bodies for the publishing routes.
 
-Shared by ``/emit``, ``/broadcast`` and the admin routes so that every JSON
-way in has the same limits and the same errors: a body too large is 413 before
-it is parsed, a body that is not JSON is 422 with the line and column where
-parsing stopped. It must never hold more than the limit in memory.
+Shared by ``/emit``, ``/broadcast``, the Web Push routes and the admin routes
+so that every JSON way in has the same limits and the same errors: a body too
+large is 413 before it is parsed, a body that is not JSON is 422 with the line
+and column where parsing stopped, an integer JavaScript cannot hold is 422
+(42246). A body that arrives too slowly fails the read (408, see
+http_limits.py). It must never hold more than the limit in memory.
 """
 
 from __future__ import annotations
@@ -13,21 +15,26 @@ from typing import Any
 from aiohttp import web
 
 from .. import jsoncodec
-from ..errors import INVALID_JSON, PAYLOAD_TOO_LARGE
+from ..errors import INVALID_JSON, NUMBER_OUT_OF_RANGE, PAYLOAD_TOO_LARGE
+
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The raw body, refusing with 413 as soon as it exceeds ``limit`` bytes."""
+async def read_body(request: web.Request, limit: int, flag: str | None = "--max-payload-bytes"
+                    ) -> bytes:
+    """The raw body, refusing with 413 as soon as it exceeds ``limit`` bytes.
+
+    ``flag`` names the setting behind ``limit`` in the refusal (None: a fixed limit).
+    """
     declared = request.content_length
     if declared is not None and declared > limit:
-        raise _too_large(declared, limit)
+        raise _too_large(declared, limit, flag)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
-            raise _too_large(size, limit, at_least=True)
+            raise _too_large(size, limit, flag, at_least=True)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -39,6 +46,8 @@ def parse_json(raw: bytes, what: str) -> Any:
                            f"{{\"text\": \"hi\"}}, \"text\", 42, true or null).")
     try:
         return jsoncodec.loads(raw)
+    except jsoncodec.NumberOutOfRange as error:
+        raise NUMBER_OUT_OF_RANGE(f"{error.msg} (in the {what}).") from None
     except jsoncodec.JSONDecodeError as error:
         near = raw[max(0, error.pos - 10):error.pos + 10].decode("utf-8", "replace")
         raise INVALID_JSON(
@@ -51,15 +60,18 @@ def check_data_size(data: Any, limit: int) -> None:
     """413 unless ``data`` encodes to at most ``limit`` bytes of JSON."""
     size = len(jsoncodec.dumps_bytes(data))
     if size > limit:
-        raise _too_large(size, limit)
+        raise _too_large(size, limit, "--max-payload-bytes")
 
 
 def query_flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in TRUE_WORDS
 
 
-def _too_large(size: int, limit: int, at_least: bool = False) -> Exception:
+def _too_large(size: int, limit: int, flag: str | None, at_least: bool = False) -> Exception:
     amount = f"more than {limit}" if at_least else str(size)
+    if flag is None:
+        return PAYLOAD_TOO_LARGE(f"The body is {amount} bytes; this route accepts at most "
+                                 f"{limit}.")
     return PAYLOAD_TOO_LARGE(
         f"The event data is {amount} bytes; this server accepts at most {limit} "
-        f"(--max-payload-bytes). Send a link or an id instead of large content.")
+        f"({flag}). Send a link or an id instead of large content.")

@@ -19,6 +19,7 @@ from ..config import SETTINGS_KEY, Settings, env_name
 from ..errors import BAD_EVENT_NAME, EMIT_DISABLED, EMIT_FORBIDDEN, INVALID_FIELD
 from ..events import validate_channel, validate_event_name
 from ..hub import HUB_KEY
+from ..ratelimit import check_token_failures, record_token_failure
 from ..tokens import presented_token, secrets_equal
 from .body import check_data_size, parse_json, read_body
 from .options import idempotency_key, wait_ms
@@ -67,6 +68,7 @@ def _authorise(request: web.Request, settings: Settings, body_secret: Any) -> No
             f"'Authorization: Bearer <secret>'.")
     if body_secret is not None and not isinstance(body_secret, str):
         raise INVALID_FIELD(f'"secret" is a string (got {type(body_secret).__name__}).')
+    check_token_failures(request)
     presented = [value for value in (body_secret, presented_token(request))
                  if isinstance(value, str) and value]
     if not presented:
@@ -75,6 +77,7 @@ def _authorise(request: web.Request, settings: Settings, body_secret: Any) -> No
     # Compare every pair so the time taken does not depend on which one matched.
     matches = [secrets_equal(given, expected) for given in presented for expected in accepted]
     if not any(matches):
+        record_token_failure(request)
         raise EMIT_FORBIDDEN("The secret is wrong: use the value of --secret "
                              f"({env_name('--secret')}) or the publish token.")
 

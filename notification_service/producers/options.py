@@ -17,28 +17,33 @@ from ..receipts import MAX_WAIT_MS
 
 
 def idempotency_key(request: web.Request, body_value: Any = None) -> str | None:
-    key = request.headers.get("Idempotency-Key", request.query.get("idempotency_key", body_value))
-    if key is None:
-        return None
-    if not isinstance(key, str) or not 0 < len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
-        raise INVALID_PARAMETER(
-            f"An idempotency key is a string of 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters.")
-    return key
+    """The key from the header, else the query, else the body; each one given must be valid."""
+    given = [key for key in (request.headers.get("Idempotency-Key"),
+                             request.query.get("idempotency_key"), body_value) if key is not None]
+    for key in given:
+        if not isinstance(key, str) or not 0 < len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+            raise INVALID_PARAMETER(f"An idempotency key is a string of 1 to "
+                                    f"{IDEMPOTENCY_KEY_MAX_LENGTH} characters.")
+    return given[0] if given else None
 
 
 def wait_ms(request: web.Request, body_value: Any = None, *, strict: bool = True) -> int | None:
-    """``wait=<ms>``: how long to wait for receipts, 0 to MAX_WAIT_MS.
+    """``wait=<ms>``: how long to wait for receipts, 0 to MAX_WAIT_MS (the query wins).
 
-    ``strict=False`` (GET triggers) ignores a value that is not one: there every
-    query parameter is also event data, and an old bot may send ``wait=soon``.
+    Every value given (query and body) must be valid. ``strict=False`` (GET
+    triggers) ignores a value that is not one: there every query parameter is
+    also event data, and an old bot may send ``wait=soon``.
     """
-    raw = request.query.get("wait", body_value)
-    if raw is None:
-        return None
-    valid = not isinstance(raw, bool) and (
-        isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()))
-    if valid and 0 <= int(raw) <= MAX_WAIT_MS:
-        return int(raw)
-    if not strict:
-        return None
-    raise INVALID_PARAMETER(f"wait is a whole number of milliseconds from 0 to {MAX_WAIT_MS}.")
+    given = [raw for raw in (request.query.get("wait"), body_value) if raw is not None]
+    chosen = None
+    for raw in given:
+        if isinstance(raw, float) and raw.is_integer():
+            raw = int(raw)  # JSON does not tell 881 from 881.0
+        valid = not isinstance(raw, bool) and (
+            isinstance(raw, int) or (isinstance(raw, str) and raw.isascii() and raw.isdigit()))
+        if valid and 0 <= int(raw) <= MAX_WAIT_MS:
+            chosen = int(raw) if chosen is None else chosen
+        elif strict:
+            raise INVALID_PARAMETER(
+                f"wait is a whole number of milliseconds from 0 to {MAX_WAIT_MS}.")
+    return chosen

@@ -118,11 +118,16 @@ def _is_page_request(request: web.Request) -> bool:
     return match_info.route.name in PAGE_ROUTE_NAMES
 
 
+def is_page_trigger(request: web.Request) -> bool:
+    """The seed README's form: a page URL with ``code`` and ``event`` in its query."""
+    return (request.method in ("GET", "HEAD") and "event" in request.query
+            and "code" in request.query and _is_page_request(request))
+
+
 @web.middleware
 async def page_trigger_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The seed README's form: a page URL with ``&event=`` triggers instead of serving the page."""
-    if (request.method in ("GET", "HEAD") and "event" in request.query
-            and "code" in request.query and _is_page_request(request)):
+    """A page URL with ``&event=`` triggers instead of serving the page."""
+    if is_page_trigger(request):
         return await trigger(request)
     return await handler(request)
 

@@ -28,6 +28,7 @@ from ..events import Event, validate_channel, validate_code
 from ..history import GAP_EVENT, gap_notice
 from ..hub import Hub, mask
 from ..identity import JwtVerifier
+from ..ratelimit import check_socket_lookup
 from ..registry import ConnectionInfo, ConnectionRegistry
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,7 @@ class SocketIOTransport:
             if not isinstance(token, str):
                 raise TOKEN_MALFORMED("auth.token must be the JWT as a string.")
             identity = self.verifier.verify(token)
+            self.registry.admit(identity)
         except ApiError as error:
             await self._send_error(sid, error)
             await self.sio.disconnect(sid)
@@ -271,6 +273,7 @@ class SocketIOTransport:
         if self._gone(sid):
             return {"ok": False, "error": "The connection is closed."}
         try:
+            check_socket_lookup(self.sio.get_environ(sid))
             if not isinstance(code, str):
                 raise INVALID_CODE('REGISTER needs {"code": "<your code>"} with a string code.')
             validate_code(code)
@@ -327,6 +330,7 @@ class SocketIOTransport:
         channel, secret = _channel_request(data, field)
         last_event_id = data.get("lastEventId") if isinstance(data, dict) else None
         try:
+            check_socket_lookup(self.sio.get_environ(sid))
             channel = self._checked_channel(verb, channel, field)
             if secret is not None and not isinstance(secret, str):
                 raise INVALID_CHANNEL(f'"secret" is a string (got {type(secret).__name__}).')

@@ -222,6 +222,7 @@ class SSETransport:
         """``GET /sse``: check who listens to what, then stream until either side closes."""
         token = presented_token(request)
         identity = self.verifier.verify(token) if token is not None else None
+        self.registry.admit(identity)
         channels = self._channels_for(request, identity)
         secret = request.query.get("secret")
         for channel in channels:

@@ -1,0 +1,175 @@
+"""Request guards: what every request must pass before a handler sees it.
+
+In this order, for every route:
+
+1. ``Host`` (DNS rebinding): a page on ``evil.example`` whose name resolves to
+   127.0.0.1 reaches this server with ``Host: evil.example`` and would be
+   same-origin with it, so it could read any channel it can name. Only the
+   bound address, an IP literal (never a rebinding), ``localhost``,
+   ``*.localhost`` and names given with ``--allowed-host`` are answered;
+   anything else is 421.
+2. Other sites' pages: a request that changes something (any method but
+   GET/HEAD/OPTIONS, and GET/HEAD triggers, which publish) carrying an
+   ``Origin`` of another site, or ``Sec-Fetch-Site: cross-site``/``same-site``
+   from an origin not allowed with ``--cors-origin``, is 403. An ``<img>`` or
+   a form on another site cannot publish. Bots, curl and OBS send neither
+   header and pass.
+3. Rate limits per client address (see :mod:`.ratelimit`) on publishing,
+   look-ups and Web Push subscribing.
+4. JSON routes: a body must come as ``Content-Type: application/json`` (415),
+   so no browser can send it cross-site without a CORS preflight.
+
+``/socket.io/`` passes 2 and 4 (python-engineio checks origins itself and its
+bodies are its own protocol), but not 1. This module never reads a body and
+never decides who may publish (tokens do).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Iterable
+
+from aiohttp import web
+from yarl import URL
+
+from .clients import client_address
+from .errors import CROSS_SITE_REFUSED, HOST_NOT_ALLOWED, NOT_JSON_CONTENT_TYPE, Handler
+from .producers.trigger import is_page_trigger
+from .ratelimit import RATE_LIMITS_KEY
+
+SOCKETIO_PREFIX = "/socket.io"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PUBLISHING_ROUTES = frozenset({"notify", "emit", "broadcast", "webpush-notify"})
+LOOKUP_ROUTES = frozenset({"channel-events", "sse"})
+SUBSCRIBE_ROUTES = frozenset({"webpush-subscribe"})
+LOCAL_NAMES = ("localhost", ".localhost")
+CROSS_SITE_FETCHES = frozenset({"cross-site", "same-site"})
+JSON_EXAMPLE = "curl -H 'Content-Type: application/json' -d '{\"text\": \"hi\"}' URL"
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+class RequestGuards:
+    """The policy of one server, from its settings.
+
+    :param bound_host: the ``--host`` the server listens on.
+    :param allowed_hosts: ``--allowed-host`` names (``.example.com`` for subdomains,
+        ``*`` to answer any Host).
+    :param cors_origins: ``--cors-origin`` origins whose pages may publish (``*`` for any).
+    """
+
+    def __init__(self, bound_host: str, allowed_hosts: Iterable[str],
+                 cors_origins: Iterable[str]) -> None:
+        entries = [entry.strip().lower().rstrip(".") for entry in allowed_hosts]
+        self.any_host = "*" in entries
+        names = [entry.removeprefix("*") for entry in entries if entry != "*"]
+        bound = bound_host.strip("[]").lower()
+        self.hosts = frozenset([bound, *(name for name in names if not name.startswith("."))])
+        self.suffixes = tuple(name for name in (*names, *LOCAL_NAMES) if name.startswith("."))
+        origins = [origin.rstrip("/").lower() for origin in cors_origins]
+        self.any_origin = "*" in origins
+        self.origins = frozenset(origins)
+
+    # -- 1. Host ---------------------------------------------------------
+    def host_allowed(self, host: str) -> bool:
+        """``host`` is the Host header's name (no port), lower case."""
+        if self.any_host or not host:
+            return True
+        host = host.rstrip(".")
+        return (host in self.hosts or host == "localhost" or host.endswith(self.suffixes)
+                or _is_ip_literal(host))
+
+    def check_host(self, request: web.Request) -> None:
+        header = request.headers.get("Host")
+        if header is None:
+            return  # HTTP/1.0 without Host: nothing a browser sends
+        try:
+            host = (URL(f"http://{header}").raw_host or "").lower()
+        except ValueError:
+            host = header.lower()
+        if not self.host_allowed(host):
+            raise HOST_NOT_ALLOWED(
+                f"This server does not answer for the host '{host}' (a web page may be "
+                f"trying to reach it through its own name). If you use this name, start "
+                f"the server with --allowed-host {host}.")
+
+    # -- 2. other sites --------------------------------------------------
+    def origin_allowed(self, origin: str, request: web.Request) -> bool:
+        origin = origin.rstrip("/").lower()
+        if self.any_origin or origin in self.origins:
+            return True
+        own = f"{request.scheme}://{request.headers.get('Host', request.host)}".lower()
+        return origin == own
+
+    def check_site(self, request: web.Request) -> None:
+        origin = request.headers.get("Origin")
+        if origin is not None:
+            if self.origin_allowed(origin, request):
+                return
+        elif request.headers.get("Sec-Fetch-Site", "").lower() not in CROSS_SITE_FETCHES \
+                or self.any_origin:
+            return
+        shown = origin or "another site"
+        raise CROSS_SITE_REFUSED(
+            f"A page from {shown} may not publish here. If that page is yours, start the "
+            f"server with --cors-origin {origin or '<its origin>'}; bots and scripts that "
+            f"send no Origin header are not affected.")
+
+    # -- 4. JSON bodies --------------------------------------------------
+    @staticmethod
+    def check_json_body(request: web.Request) -> None:
+        if not request.body_exists or request.content_length == 0:
+            return
+        content_type = request.content_type.lower()
+        if content_type == "application/json" or (
+                content_type.startswith("application/") and content_type.endswith("+json")):
+            return
+        raise NOT_JSON_CONTENT_TYPE(
+            f"{request.method} {request.path} takes JSON: send it with "
+            f"'Content-Type: application/json' (got "
+            f"{request.headers.get('Content-Type') or 'no Content-Type'}). With curl: "
+            f"{JSON_EXAMPLE}.")
+
+
+def publishes(request: web.Request) -> bool:
+    """Whether ``request`` publishes (GET/HEAD triggers included)."""
+    route = request.match_info.route.name
+    return route in PUBLISHING_ROUTES or is_page_trigger(request)
+
+
+def guard_middleware(guards: RequestGuards):  # type: ignore[no-untyped-def]
+    """The middleware running :class:`RequestGuards` (after CORS, before any handler)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        guards.check_host(request)
+        if request.path.startswith(SOCKETIO_PREFIX) or request.method == "OPTIONS":
+            return await handler(request)
+        publishing = publishes(request)
+        if publishing or request.method not in SAFE_METHODS:
+            guards.check_site(request)
+        limits = request.app[RATE_LIMITS_KEY]
+        route = request.match_info.route.name
+        if publishing:
+            limits.publishing(client_address(request))
+        elif route in LOOKUP_ROUTES:
+            limits.looking_up(client_address(request))
+        elif route in SUBSCRIBE_ROUTES and request.method == "POST":
+            limits.subscribing(client_address(request))
+        if request.method not in SAFE_METHODS:
+            guards.check_json_body(request)
+        return await handler(request)
+
+    return middleware
+
+
+async def security_headers(_request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: no answer of ours is ever sniffed into another type."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
