@@ -93,25 +93,23 @@ async def serve(settings: Settings, app: web.Application) -> None:
 
 def run(settings: Settings) -> int:
     """Run the server; 0 after a clean stop, 2 (and one sentence on stderr) if it cannot start."""
-    try:
-        log_writer = configure_logging(settings.loglevel, settings.logfile, settings.log_format)
-    except StartupError as error:
-        print(f"{PROGRAM}: error: {error}", file=sys.stderr)
-        return 2
+    log_writer = None
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     try:
-        app = create_app(settings)
-        loop.run_until_complete(serve(settings, app))
-    except StartupError as error:
-        log_writer.stop()
+        log_writer = configure_logging(settings.loglevel, settings.logfile, settings.log_format)
+        loop.run_until_complete(serve(settings, create_app(settings)))
+    except StartupError as error:  # the one place: every start-up failure is a sentence
+        if log_writer is not None:
+            log_writer.stop()  # the lines before it first
         print(f"{PROGRAM}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         pass
     finally:
         loop.close()
-        log_writer.stop()
+        if log_writer is not None:
+            log_writer.stop()
     return 0
 
 

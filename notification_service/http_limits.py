@@ -36,36 +36,41 @@ from .logs import Throttle
 log = logging.getLogger(__name__)
 
 _SNIPPET = re.compile(r"""b(?:ytearray\()?['"](.*)""", re.S)
-_HEADER_NAME = re.compile(r"([A-Za-z0-9!#$%&'*+.^_`|~-]{1,64})\s*:")
-_REQUEST_START = re.compile(r"([A-Z]{1,10}) (/[^/?\s]{0,64})")
+_QUOTED = re.compile(r"""\s*(?:b?['"]|bytearray\(|\{)""")
+_HEADER_NAME = re.compile(r"([A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}):")
+_REQUEST_START = re.compile(r"([A-Z]{1,10}) (/[^/?\s]*)")
+KNOWN_PREFIXES = frozenset({
+    "/notify", "/emit", "/broadcast", "/channels", "/sse", "/connections", "/webpush", "/admin",
+    "/sources", "/static", "/socket.io", "/health", "/heartbeat", "/openapi.json",
+    "/favicon.ico", "/"})
+"""First path segments shown in the log; any other one might be a code, and is not."""
 
 
 def describe_malformed(error: HttpProcessingError) -> str:
     """aiohttp's reason for refusing a request, without the bytes it quotes.
 
-    The message quotes the request line or header it stopped at; only the
-    method and first path segment, or the header's name, are kept.
+    The message quotes the request line or header it stopped at. Kept: the
+    reason, the method and first path segment if it is one of our routes, and
+    a header's name when the reason is about a header. Never a value, a query
+    string or anything else the client sent.
     """
     text = str(error.message or "").strip()
-    reason, _, rest = text.partition("\n")
-    reason = reason.strip().rstrip(":")
+    first_line = text.split("\n", 1)[0]
+    reason = _QUOTED.split(first_line, 1)[0].strip().rstrip(":").strip()
+    reason = reason or type(error).__name__
     found = _SNIPPET.search(text)
-    snippet = found.group(1) if found else rest
-    if ": b'" in reason or ": bytearray(" in reason:
-        reason = reason.split(": b", 1)[0].rstrip(":")
-    if not reason:
-        reason = type(error).__name__
+    snippet = found.group(1) if found else ""
     where = ""
-    start = _REQUEST_START.match(snippet)
-    header = _HEADER_NAME.match(snippet)
+    start = _REQUEST_START.match(snippet) or _REQUEST_START.match("GET " + snippet)
     if start:
-        where = f" (request {start.group(1)} {start.group(2)}...)"
-    elif header:
-        where = f" (in header '{header.group(1)}')"
-    elif snippet.startswith("/"):
-        first = _REQUEST_START.match("GET " + snippet)
-        where = f" (request line {first.group(2) if first else '/'}...)"
-    return reason.replace("\r", "\\r").replace("\n", " ")[:160] + where
+        segment = start.group(2) + "..." if start.group(2) in KNOWN_PREFIXES else "/..."
+        method = start.group(1) + " " if snippet.startswith(start.group(1)) else ""
+        where = f" (request {method}{segment})"
+    elif "header" in reason.lower():
+        header = _HEADER_NAME.match(snippet)
+        if header:
+            where = f" (in header '{header.group(1)}')"
+    return reason.replace("\r", "\\r")[:160] + where
 
 
 class ServerLog(logging.LoggerAdapter):  # type: ignore[type-arg]

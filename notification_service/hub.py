@@ -138,8 +138,8 @@ class Hub:
         for background in self.background_transports:
             report.listeners[background.name] = await self._deliver_in_background(
                 background, event)
-        log.info("published %s to %s id=%s listeners=%d",
-                 name, mask(channel), event.id, report.total)
+        log.info("published %s to %s id=%s listeners=%d", name, mask(channel), event.id,
+                 report.total, extra={"event_id": event.id, "channel": mask(channel)})
         if log.isEnabledFor(logging.DEBUG):
             log.debug("event %s on %s data=%r", event.id, channel, data)
         if receipts is not None:

@@ -95,6 +95,7 @@ class RotatingFileSink:
         self.file = open(path, "a", encoding="utf-8")
         self.size = path.stat().st_size
         self.next_rotation = max_bytes
+        self.rotation_failing = False
 
     def write(self, text: str) -> None:
         data_size = len(text.encode("utf-8"))
@@ -135,11 +136,16 @@ class RotatingFileSink:
                 with open(self.path, "w", encoding="utf-8"):
                     pass
         except OSError as error:
-            self.notices(f"could not rotate the log file {self.path} ({error}); writing on "
-                         f"in the same file and trying again later")
+            if not self.rotation_failing:
+                self.notices(f"could not rotate the log file {self.path} ({error}); writing "
+                             f"on in the same file and trying again later")
+            self.rotation_failing = True
             self.file = open(self.path, "a", encoding="utf-8")
             self.next_rotation = self.size + max(1, self.max_bytes // 10)
             return
+        if self.rotation_failing:
+            self.notices(f"the log file {self.path} rotates again")
+        self.rotation_failing = False
         self.file = open(self.path, "a", encoding="utf-8")
         self.size = 0
         self.next_rotation = self.max_bytes
@@ -290,7 +296,7 @@ class LogWriter(threading.Thread):
         if dropped > self._reported_drops:
             lines.append(self._notice(
                 f"{dropped - self._reported_drops} log lines were dropped: more than "
-                f"{QUEUE_LIMIT} were waiting to be written") + "\n")
+                f"{self.enqueue.limit} were waiting to be written") + "\n")
             self._reported_drops = dropped
         return "".join(lines)
 

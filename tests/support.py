@@ -19,6 +19,7 @@ from aiohttp import web
 
 from notification_service.app import create_app
 from notification_service.config import PROJECT_ROOT, Settings
+from notification_service.http_limits import ConnectionCap
 from notification_service.hub import HUB_KEY, Hub
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -92,6 +93,7 @@ async def start_server(settings: Settings) -> RunningServer:
     app = create_app(settings)
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
+    ConnectionCap(settings.max_connections_per_address).install(runner.server)  # as the CLI does
     site = web.TCPSite(runner, "127.0.0.1", settings.port)
     await site.start()
     port = runner.addresses[0][1]

@@ -61,3 +61,80 @@ async def test_schema_is_versioned_and_survives_reopen(tmp_path):
         assert [s.id for s in await again.for_channel("alice")] == ["alice"]
     finally:
         await again.close()
+
+
+async def test_a_version_1_database_is_migrated_with_its_sizes_and_totals(tmp_path):
+    from notification_service.webpush.store import MIGRATIONS, stored_bytes
+
+    path = tmp_path / "push.sqlite3"
+    with sqlite3.connect(path) as db:
+        for statement in MIGRATIONS[0]:
+            db.execute(statement)
+        db.execute("PRAGMA user_version = 1")
+        db.execute("INSERT INTO subscriptions (endpoint, p256dh, auth, subscriber_id, group_name, "
+                   "created, updated, failure_streak, last_failure) VALUES "
+                   "(?, 'key1', 'auth1', 'alice', 'staff', 1, 1, 2, 5)", (sub(1).endpoint,))
+        db.executemany("INSERT INTO subscription_channels (channel, endpoint) VALUES (?, ?)",
+                       [(c, sub(1).endpoint) for c in ("alice", "staff", "news")])
+    store = SqliteSubscriptionStore(path)
+    await store.open()
+    try:
+        expected = stored_bytes(sub(1, id="alice", group="staff", channels=("news",)))
+        assert await store.stored() == (1, expected)
+        record = await store.get(sub(1).endpoint)
+        assert record.subscription.channels == ("news",) and record.failure_streak == 2
+        assert [s.id for s in await store.for_channel("news")] == ["alice"]
+        await store.remove_endpoint(sub(1).endpoint)
+        assert await store.stored() == (0, 0)
+    finally:
+        await store.close()
+
+
+async def test_a_subscription_failing_n_times_over_d_days_is_pruned(tmp_path):
+    from notification_service.webpush.store import StoreLimits
+
+    now = [1000.0]
+    day = 86_400.0
+    store = SqliteSubscriptionStore(tmp_path / "push.sqlite3",
+                                    StoreLimits(prune_failures=3, prune_seconds=2 * day),
+                                    clock=lambda: now[0])
+    await store.open()
+    try:
+        await store.upsert(sub(1))
+        await store.upsert(sub(2))
+        failed = Outcomes(failed=[sub(1).endpoint, sub(2).endpoint])
+        assert [await store.record(failed) for _ in range(5)] == [0] * 5  # many, but within a day
+        now[0] += day
+        await store.record(Outcomes(succeeded=[sub(2).endpoint]))  # one success resets it
+        now[0] += 1.5 * day  # sub(1) has failed for 2.5 days, 6 times: gone
+        assert await store.record(failed) == 1
+        assert await store.get(sub(1).endpoint) is None
+        assert (await store.get(sub(2).endpoint)).failure_streak == 1
+    finally:
+        await store.close()
+
+
+async def test_limits_hold_and_replacing_frees_its_room(tmp_path):
+    from notification_service.webpush.store import StoreLimits, SubscriptionsFull, stored_bytes
+
+    store = SqliteSubscriptionStore(tmp_path / "push.sqlite3",
+                                    StoreLimits(max_subscriptions=2,
+                                                max_bytes=2 * stored_bytes(sub(1)) + 10))
+    await store.open()
+    try:
+        assert await store.upsert(sub(1)) and await store.upsert(sub(2))
+        try:
+            await store.upsert(sub(3))
+            raise AssertionError("a third subscription was stored")
+        except SubscriptionsFull as full:
+            assert "--webpush-max-subscriptions" in str(full)
+        assert await store.upsert(sub(3), replaces=sub(1).endpoint)  # pushsubscriptionchange
+        assert await store.get(sub(1).endpoint) is None and await store.count() == 2
+        try:
+            await store.upsert(sub(2, channels=("a-longer-channel-name",)))
+            raise AssertionError("a subscription past the byte bound was stored")
+        except SubscriptionsFull as full:
+            assert "--webpush-max-bytes" in str(full)
+        assert await store.stored() == (2, 2 * stored_bytes(sub(1)))
+    finally:
+        await store.close()
