@@ -9,6 +9,7 @@ from typing import Sequence
 
 from aiohttp import web
 
+from . import tls
 from .app import create_app
 from .config import Settings, settings_from_args, startup_warnings
 from .logs import configure_logging
@@ -25,20 +26,33 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def start_url(settings: Settings) -> str:
+    return f"{tls.scheme(settings)}://{settings.host}:{settings.port}{settings.base_path}/"
+
+
+def locations(settings: Settings) -> str:
+    """Where this server keeps its files: printed on start, so nobody has to guess."""
+    pages = "the shipped pages" + (f" after your own in {settings.web_root}"
+                                   if settings.web_root is not None else "")
+    logfile = settings.logfile if settings.logfile is not None else "none (console only)"
+    return f"data folder {settings.data_dir}, log file {logfile}, serving {pages}"
+
+
 def run(settings: Settings) -> None:
     log_writer = configure_logging(settings.loglevel, settings.logfile)
+    ssl_context = tls.server_context(settings)
     app = create_app(settings)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     for warning in startup_warnings(settings):
         log.warning("%s", warning)
-    log.info("listening on http://%s:%d (web root %s, data %s)", settings.host, settings.port,
-             settings.web_root, settings.data_dir)
+    log.info("listening on %s; %s", start_url(settings), locations(settings))
     web.run_app(
         app,
         host=settings.host,
         port=settings.port,
         loop=loop,
+        ssl_context=ssl_context,
         shutdown_timeout=settings.shutdown_timeout,
         access_log=logging.getLogger("aiohttp.access"),
         print=None,
