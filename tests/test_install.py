@@ -26,6 +26,7 @@ import pytest
 from notification_service.config import (APP_FOLDER, PROJECT_ROOT, default_home, is_source_checkout,
                                          settings_from_args)
 
+from .deployment import health_check, image_command, image_environment
 from .support import WAIT
 
 PACKAGE = "notification_service"
@@ -203,3 +204,21 @@ def test_source_checkout_keeps_log_and_data_in_the_checkout_whatever_the_working
     relative = settings_from_args(["--data-dir", "here"])
     assert relative.data_dir == tmp_path / "here"  # made absolute once, at start
     assert not is_source_checkout(tmp_path)
+
+
+async def test_the_images_command_and_health_check_run_from_the_wheel(installed, spawn, tmp_path):
+    """The Dockerfile's CMD and ENV, with its absolute folders moved under tmp_path."""
+    command = image_command()
+    environment = image_environment()
+    for name in ("NOTIFY_DATA_DIR", "NOTIFY_LOGFILE"):
+        environment[name] = str(tmp_path / "image" / environment[name].lstrip("/"))
+    server = await spawn(command=[installed.command.with_name(command[0]), *command[1:]],
+                         own_locations=False, env={**_environment(tmp_path), **environment})
+    async with aiohttp.ClientSession() as http:
+        async with http.get(server.url + "/sources/alert.html") as response:
+            assert response.status == 200
+    check = health_check()
+    done = subprocess.run([str(installed.python), *check[1:]], timeout=WAIT * 2,
+                          env={"NOTIFY_PORT": str(server.port)})
+    assert done.returncode == 0
+    assert (Path(environment["NOTIFY_DATA_DIR"]) / "vapid_private.pem").is_file()
