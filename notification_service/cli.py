@@ -1,4 +1,9 @@
-"""The command line: parse flags, set up logging, run the app until SIGINT/SIGTERM."""
+"""The command line: parse flags, set up logging, run the app until a stop signal.
+
+Stop signals are Ctrl+C and SIGTERM everywhere, and Ctrl+Break or closing the
+console window on Windows (:mod:`.stopping`); nothing on the start path is
+POSIX-only.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from . import tls
 from .app import create_app
 from .config import Settings, settings_from_args, startup_warnings
 from .logs import configure_logging
+from .stopping import on_stop_signal
 
 log = logging.getLogger("notification_service")
 
@@ -47,17 +53,29 @@ def run(settings: Settings) -> None:
     for warning in startup_warnings(settings):
         log.warning("%s", warning)
     log.info("listening on %s; %s", start_url(settings), locations(settings))
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop=loop,
-        ssl_context=ssl_context,
-        shutdown_timeout=settings.shutdown_timeout,
-        access_log=logging.getLogger("aiohttp.access"),
-        print=None,
-    )
-    log_writer.stop()
+    # Our handlers, not aiohttp's: its own use loop.add_signal_handler, which Windows lacks.
+    restore_signals = on_stop_signal(loop, _graceful_exit)
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            loop=loop,
+            ssl_context=ssl_context,
+            shutdown_timeout=settings.shutdown_timeout,
+            access_log=logging.getLogger("aiohttp.access"),
+            print=None,
+            handle_signals=False,
+        )
+    finally:
+        restore_signals()
+        log_writer.stop()
+
+
+def _graceful_exit(signal_name: str) -> None:
+    """Run on the loop after a stop signal: aiohttp's run_app shuts down on GracefulExit."""
+    log.info("stopping (%s): closing every connection", signal_name)
+    raise web.GracefulExit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
