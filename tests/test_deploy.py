@@ -157,3 +157,22 @@ def test_environment_file_names_only_settings_that_exist():
         row = VARIABLES[name]
         if not line.startswith("#"):
             row.finish(row.parse(value))
+
+
+def _bash_blocks(text: str) -> list[str]:
+    return [block.split("```", 1)[0].strip() for block in text.split("```bash\n")[1:]]
+
+
+def test_ci_runs_the_readmes_test_command_word_for_word():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    start, test = _bash_blocks(readme)[:2]
+    assert start.startswith("python3 -m venv .venv && ") and "notification_server.py" in start
+    assert test.startswith("python3 -m venv .venv && ") and test.endswith("-m pytest")
+    ci = (PROJECT_ROOT / ".ci" / "run").read_text().strip().splitlines()
+    assert ci[-1] == test
+
+
+def test_readme_shows_the_nginx_configuration_the_tests_run():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    conf = (PROJECT_ROOT / "contrib" / "nginx" / "notification-server.conf").read_text()
+    assert f"```nginx\n{conf}```" in readme
