@@ -28,6 +28,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+async def until_listening(process: subprocess.Popen[bytes], port: int) -> bool:
+    """Wait until ``process`` accepts connections on ``port``: False if it exits first or
+    takes longer than WAIT."""
+    for _ in range(int(WAIT / 0.02)):
+        if port_open("127.0.0.1", port):
+            return True
+        if process.poll() is not None:
+            return False
+        await asyncio.sleep(0.02)
+    return False
+
+
 class RedisServer:
     """A ``redis-server`` on a free port that the test may stop, kill and restart.
 
@@ -60,12 +72,8 @@ class RedisServer:
     async def start(self) -> None:
         self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
-        for _ in range(int(WAIT / 0.02)):
-            if port_open("127.0.0.1", self.port):
-                return
-            if self.process.poll() is not None:
-                break
-            await asyncio.sleep(0.02)
+        if await until_listening(self.process, self.port):
+            return
         raise AssertionError(f"redis-server did not start on port {self.port}; see "
                              f"{self.folder / 'redis.log'}")
 
@@ -168,12 +176,8 @@ class NginxServer:
         self.process = subprocess.Popen(
             [self.executable, "-p", str(self.folder), "-c", str(conf), "-e", str(self.error_log)],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        for _ in range(int(WAIT / 0.02)):
-            if port_open("127.0.0.1", self.port):
-                return
-            if self.process.poll() is not None:
-                break
-            await asyncio.sleep(0.02)
+        if await until_listening(self.process, self.port):
+            return
         log = self.error_log.read_text() if self.error_log.exists() else ""
         raise AssertionError(f"nginx did not start on port {self.port}:\n{log}")
 
