@@ -9,6 +9,7 @@ signal handlers like a Windows loop does, stopped with pages attached.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import signal
 import sys
@@ -97,3 +98,46 @@ async def test_server_on_the_windows_path_shuts_down_cleanly_with_pages_attached
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output
     log = server.logfile.read_text()
     assert "listening on" in log and f"stopping ({number.name})" in log, log[-600:]
+
+
+POSIX_ONLY_MODULES = {"fcntl", "pwd", "grp", "resource", "termios", "pty"}
+POSIX_ONLY_CALLS = {"fork", "forkpty", "getuid", "geteuid", "getgid", "setsid", "setuid",
+                    "killpg", "getpgid", "chown", "mkfifo", "nice", "add_signal_handler",
+                    "SIGKILL", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGCHLD", "SIGQUIT"}
+GUARDED_CALLS = {"chmod"}  # works on Windows, but only sets the read-only flag there
+
+
+def _platform_guarded(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, ast.If) and any(
+                isinstance(part, ast.Attribute) and part.attr in ("name", "platform")
+                for part in ast.walk(node.test)):
+            return True
+    return False
+
+
+def test_no_posix_only_call_in_the_package():
+    """What the server runs must exist on Windows: no fork, uid, POSIX-only signal or module,
+    and chmod only behind a platform check (stopping.py is the one place that may ask a loop
+    for signal handlers, and it falls back)."""
+    package = PROJECT_ROOT / "notification_service"
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        parents = {child: parent for parent in ast.walk(tree)
+                   for child in ast.iter_child_nodes(parent)}
+        where = path.relative_to(PROJECT_ROOT)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [alias.name for alias in node.names] if isinstance(node, ast.Import) \
+                    else [node.module or ""]
+                found += [f"{where}:{node.lineno} imports {name}" for name in names
+                          if name.split(".")[0] in POSIX_ONLY_MODULES]
+            elif isinstance(node, ast.Attribute):
+                if node.attr in POSIX_ONLY_CALLS and path.name != "stopping.py":
+                    found.append(f"{where}:{node.lineno} uses {node.attr}")
+                if node.attr in GUARDED_CALLS and not _platform_guarded(node, parents):
+                    found.append(f"{where}:{node.lineno} calls {node.attr} without a "
+                                 f"platform check")
+    assert found == []
