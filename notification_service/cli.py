@@ -1,9 +1,12 @@
-"""The command line: parse flags, set up logging, run the app until SIGINT/SIGTERM.
+"""The command line: parse flags, set up logging, run the app until a stop signal.
 
 Start-up either works or stops with exit code 2 and one sentence naming the
-file or address and what to do (:class:`~.errors.StartupError`, caught here
-and only here): never a traceback. "listening on" is logged once the port is
-really bound.
+file or address and what to do (:class:`~.errors.StartupError`, caught in
+:func:`run` and only there): never a traceback. "listening on" is logged once
+the port is really bound, with the absolute paths of what the server uses.
+Stop signals are Ctrl+C and SIGTERM everywhere, and Ctrl+Break or closing the
+console window on Windows (:mod:`.stopping`); nothing on the start path is
+POSIX-only.
 """
 
 from __future__ import annotations
@@ -11,18 +14,19 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import signal
 import socket
 import sys
 from typing import Sequence
 
 from aiohttp import web
 
+from . import tls
 from .app import create_app
 from .config import Settings, settings_from_args, startup_warnings
 from .errors import StartupError
-from .http_limits import ConnectionCap
+from .http_limits import install_connection_cap
 from .logs import configure_logging
+from .stopping import on_stop_signal
 
 log = logging.getLogger("notification_service")
 PROGRAM = "notification_server.py"
@@ -35,6 +39,18 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     except ImportError:
         return asyncio.new_event_loop()
     return uvloop.new_event_loop()
+
+
+def start_url(settings: Settings, port: int) -> str:
+    return f"{tls.scheme(settings)}://{settings.host}:{port}{settings.base_path}/"
+
+
+def locations(settings: Settings) -> str:
+    """Where this server keeps its files, as absolute paths: printed on start."""
+    pages = "the shipped pages" + (f" after your own in {settings.web_root.resolve()}"
+                                   if settings.web_root is not None else "")
+    logfile = settings.logfile.resolve() if settings.logfile is not None else "none (console only)"
+    return f"data folder {settings.data_dir.resolve()}, log file {logfile}, serving {pages}"
 
 
 def bind_failure(host: str, port: int, error: OSError) -> StartupError:
@@ -57,25 +73,30 @@ def bind_failure(host: str, port: int, error: OSError) -> StartupError:
 
 
 async def until_stopped() -> None:
-    """Return on SIGINT or SIGTERM (Ctrl+C raises KeyboardInterrupt where signals cannot be set)."""
+    """Return when a stop signal arrives (our handlers: aiohttp's need add_signal_handler,
+    which Windows lacks)."""
     stopped = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(number, stopped.set)
-        except (NotImplementedError, RuntimeError):  # Windows
-            pass
-    await stopped.wait()
+
+    def stop(signal_name: str) -> None:
+        log.info("stopping (%s): closing every connection", signal_name)
+        stopped.set()
+
+    restore_signals = on_stop_signal(asyncio.get_running_loop(), stop)
+    try:
+        await stopped.wait()
+    finally:
+        restore_signals()
 
 
 async def serve(settings: Settings, app: web.Application) -> None:
-    """Open the app's resources, bind, log where everything is, serve until stopped."""
+    """Open the app's resources, bind, say where everything is, serve until stopped."""
+    ssl_context = tls.server_context(settings)
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout,
                            access_log=logging.getLogger("aiohttp.access"))
     try:
         await runner.setup()
-        ConnectionCap(settings.max_connections_per_address).install(runner.server)
-        site = web.TCPSite(runner, settings.host, settings.port)
+        install_connection_cap(runner, settings)
+        site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context)
         try:
             await site.start()
         except OSError as error:
@@ -83,9 +104,7 @@ async def serve(settings: Settings, app: web.Application) -> None:
         for warning in startup_warnings(settings):
             log.warning("%s", warning)
         port = runner.addresses[0][1] if runner.addresses else settings.port
-        logfile = settings.logfile.resolve() if settings.logfile else "console only"
-        log.info("listening on http://%s:%d (web root %s, data %s, log %s)", settings.host,
-                 port, settings.web_root.resolve(), settings.data_dir.resolve(), logfile)
+        log.info("listening on %s; %s", start_url(settings, port), locations(settings))
         await until_stopped()
     finally:
         await runner.cleanup()
@@ -104,7 +123,7 @@ def run(settings: Settings) -> int:
             log_writer.stop()  # the lines before it first
         print(f"{PROGRAM}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl+C before the stop handlers were set
         pass
     finally:
         loop.close()

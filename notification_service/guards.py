@@ -32,9 +32,9 @@ from typing import Iterable
 from aiohttp import web
 from yarl import URL
 
-from .clients import client_address
 from .errors import CROSS_SITE_REFUSED, HOST_NOT_ALLOWED, NOT_JSON_CONTENT_TYPE, Handler
 from .producers.trigger import is_page_trigger
+from .proxies import client_address
 from .ratelimit import RATE_LIMITS_KEY
 
 SOCKETIO_PREFIX = "/socket.io"

@@ -29,9 +29,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from .clients import limit_key
 from .errors import AnswerAlreadyStarted, BodyTimedOut, Handler
 from .logs import Throttle
+from .ratelimit import limit_key
 
 log = logging.getLogger(__name__)
 
@@ -197,3 +197,16 @@ class ConnectionCap:
             self.open[address] = count
         else:
             self.open.pop(address, None)
+
+
+def install_connection_cap(runner: web.AppRunner, settings: Any) -> ConnectionCap | None:
+    """Cap the set-up ``runner``'s connections per address (``--max-connections-per-address``).
+
+    Not behind a reverse proxy (``--trust-proxy``): there every connection comes
+    from the proxy, which caps its clients itself (nginx ``limit_conn``).
+    """
+    if settings.trust_proxy or runner.server is None:
+        return None
+    cap = ConnectionCap(settings.max_connections_per_address)
+    cap.install(runner.server)
+    return cap

@@ -5,7 +5,8 @@ address, refilled at 120 a minute, one token per request. An empty bucket is
 answered 429 with ``Retry-After`` (seconds until the next token) and a stable
 code per limit. The table of buckets is bounded (least recently used first
 out), so a flood of addresses costs a fixed amount of memory; an IPv6 client
-is counted per /64 (see :mod:`.clients`).
+is counted per /64 (:func:`limit_key`). The address is the one
+:func:`~.proxies.client_address` gives (``--trust-proxy``).
 
 - publishing (``--publish-rate``): triggers, ``/emit``, ``/broadcast``,
   ``/webpush/notify``; this machine's own address is exempt (bots and tools on
@@ -23,6 +24,7 @@ This module never decides who may publish or listen; it only counts.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import time
@@ -32,10 +34,12 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from .clients import client_address, is_loopback, limit_key, socket_client_address
 from .errors import (LOOKUP_RATE_LIMITED, PUBLISH_RATE_LIMITED, SUBSCRIBE_RATE_LIMITED,
                      TOKEN_FAILURES_LIMITED, ErrorKind)
+from .proxies import client_address
 
+IPV6_PREFIX = 64
+"""An IPv6 client usually holds a whole /64: limits count the prefix, not each address."""
 MAX_ADDRESSES = 10_000
 """Addresses tracked per limit; about 150 bytes each, so at most ~1.5 MB per limit."""
 PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
@@ -65,6 +69,30 @@ class Rate:
             raise ValueError(f"{text!r} is not a rate: write a count per period such as "
                              f"10/s, 120/min or 1000/hour, or off")
         return cls(int(found.group(1)), PERIODS[found.group(2)])
+
+
+def limit_key(address: str) -> str:
+    """What limits count: the address itself, or its /64 for IPv6 (one host, many addresses)."""
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, IPV6_PREFIX), strict=False))
+    return str(parsed)
+
+
+def is_loopback(address: str) -> bool:
+    """True for this machine's own addresses (127.0.0.0/8, ::1, and ::ffff:127.x.y.z)."""
+    try:
+        parsed = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(parsed, ipaddress.IPv6Address) and parsed.ipv4_mapped is not None:
+        parsed = parsed.ipv4_mapped
+    return parsed.is_loopback
 
 
 def check_rate(text: str) -> str:
@@ -191,7 +219,7 @@ def check_socket_lookup(environ: dict[str, Any] | None) -> None:
     request = environ["aiohttp.request"]
     limits = request.app.get(RATE_LIMITS_KEY)
     if limits is not None:
-        limits.looking_up(socket_client_address(environ))
+        limits.looking_up(client_address(request))
 
 
 def check_token_failures(request: web.Request) -> None:

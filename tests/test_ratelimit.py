@@ -13,9 +13,8 @@ import time
 import aiohttp
 import pytest
 
-from notification_service.clients import limit_key
 from notification_service.errors import LOOKUP_RATE_LIMITED
-from notification_service.ratelimit import RATE_LIMITS_KEY, Buckets, Rate
+from notification_service.ratelimit import RATE_LIMITS_KEY, Buckets, Rate, limit_key
 
 from .support import connect_page
 from .test_webpush_limits import KEYS
