@@ -9,6 +9,7 @@ from aiohttp import web
 
 from . import cors, operations, registry, spaces
 from .access import ACCESS_KEY, ChannelAccess
+from .alerts import box as alert_box
 from .config import SETTINGS_KEY, Settings
 from .errors import error_middleware
 from .history import MemoryHistory
@@ -60,6 +61,7 @@ def create_app(settings: Settings) -> web.Application:
     socketio_transport.use_identities(verifier, connections)
     socketio_transport.attach(app)
     app[SOCKETIO_KEY] = socketio_transport
+    alert_box.install(app, settings, hub, socketio_transport)
 
     webpush = webpush_service.install(app, settings, hub)
     health.add("webpush_store", webpush.store.count)  # one query: the SQLite file answers
@@ -92,7 +94,7 @@ def _add_static_routes(app: web.Application, settings: Settings) -> None:
         return static.serve(request, "favicon.ico")
 
     async def index(_request: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound("/sources/")
+        raise web.HTTPFound("console/")  # relative, so it works under a base path
 
     app.router.add_get("/favicon.ico", favicon, name="favicon")
     app.router.add_get("/", index, name="index")

@@ -9,6 +9,7 @@ from typing import Sequence
 
 from aiohttp import web
 
+from .alerts.console import CONSOLE_KEY, banner
 from .app import create_app
 from .config import Settings, settings_from_args, startup_warnings
 from .logs import configure_logging
@@ -34,6 +35,7 @@ def run(settings: Settings) -> None:
         log.warning("%s", warning)
     log.info("listening on http://%s:%d (web root %s, data %s)", settings.host, settings.port,
              settings.web_root, settings.data_dir)
+    print(banner(settings, app[CONSOLE_KEY]), flush=True)  # stdout, never the log file
     web.run_app(
         app,
         host=settings.host,

@@ -66,7 +66,7 @@ def _kind(http: int, code: int, meaning: str) -> ErrorKind:
 
 # Codes are the HTTP status followed by two digits; the digits group the
 # features: 01-09 requests and tokens, 20-39 Web Push, 40-59 publishing and
-# channels, 60-69 JWT, SSE and connections.
+# channels, 60-69 JWT, SSE and connections, 70-79 the alert box.
 
 # -- 400: the request line or query string is wrong -----------------------
 MISSING_PARAMETER = _kind(400, 40001, "a required query parameter is missing")
@@ -107,11 +107,20 @@ CONNECTIONS_FORBIDDEN = _kind(403, 40360, "connections of another application")
 # -- 404/405: nothing there ---------------------------------------------------
 NOT_FOUND = _kind(404, 40401, "nothing at this path")
 SUBSCRIPTION_NOT_FOUND = _kind(404, 40420, "Web Push: no subscription with this endpoint")
+ALERT_NOT_FOUND = _kind(404, 40470, "alert queue: no recent alert of this code has this id "
+                                    "(`replay` and `skip` need one the queue still holds)")
 METHOD_NOT_ALLOWED = _kind(405, 40501, "method not allowed on this path (the `Allow` header "
                                        "lists the right ones)")
 # -- 413: too large -------------------------------------------------------------
 WEBPUSH_PAYLOAD_TOO_LARGE = _kind(413, 41320, "Web Push: the message is over 3,993 bytes")
 PAYLOAD_TOO_LARGE = _kind(413, 41340, "the event data is larger than `--max-payload-bytes`")
+ALERT_DESIGNS_TOO_LARGE = _kind(413, 41370, "alert designs: the configuration is over 256 KiB")
+MEDIA_TOO_LARGE = _kind(413, 41371, "alert media: the file is larger than "
+                                    "`--alert-media-max-bytes`")
+# -- 415: a body of a type this route does not take ---------------------------
+MEDIA_TYPE_UNSUPPORTED = _kind(415, 41570, "alert media: not a PNG, JPEG, GIF, WebP, AVIF image, "
+                                           "a WebM/MP4 video or an MP3/Ogg/WAV/M4A sound "
+                                           "(checked by its first bytes)")
 # -- 422: well-formed, but not something we can deliver ---------------------
 WEBPUSH_BODY_NOT_JSON = _kind(422, 42220, "Web Push: the body is not a JSON object")
 # A channel named in a JSON body or a URL path the client chose: the request was
@@ -123,12 +132,20 @@ INVALID_FIELD = _kind(422, 42243, "a field of the JSON body is missing or has th
 INVALID_SPACE_SECRET = _kind(422, 42244, "a space secret is not valid")
 TOO_MANY_CHANNELS = _kind(422, 42245, "(acknowledgement) this connection listens on too many "
                                       "channels")
+ALERT_DESIGN_INVALID = _kind(422, 42270, "alert designs: a key is unknown or has a bad value "
+                                         "(the message names the key and what is allowed)")
+ALERT_ACTION_INVALID = _kind(422, 42271, "alert queue: not one of pause, resume, skip, clear, "
+                                         "replay, or `replay` without an event id")
 # -- 5xx: our fault, or a component that is down; the message never carries internals
 INTERNAL = _kind(500, 50001, "the server failed; the details are in its log, never in the "
                              "answer")
 COMPONENT_FAILING = _kind(503, 50361, "`/health`: a component is failing (named in the answer)")
+ALERT_QUEUE_UNAVAILABLE = _kind(503, 50370, "alert queue: its shared state (Redis) does not "
+                                            "answer; try again")
 SUBSCRIPTIONS_FULL = _kind(507, 50720, "Web Push: the server already stores "
                                        "`--webpush-max-subscriptions` subscriptions")
+MEDIA_STORAGE_FULL = _kind(507, 50770, "alert media: uploads already fill "
+                                       "`--alert-media-total-bytes`")
 
 
 def markdown_table() -> str:

@@ -8,7 +8,7 @@ parsing stopped. It must never hold more than the limit in memory.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -17,17 +17,25 @@ from ..errors import INVALID_JSON, PAYLOAD_TOO_LARGE
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The raw body, refusing with 413 as soon as it exceeds ``limit`` bytes."""
+TooLarge = Callable[[int, int, bool], Exception]  # (size, limit, at_least) -> the 413 to raise
+
+
+async def read_body(request: web.Request, limit: int, too_large: TooLarge | None = None
+                    ) -> bytes:
+    """The raw body, refusing with 413 as soon as it exceeds ``limit`` bytes.
+
+    ``too_large`` makes that 413 (default: event data over ``--max-payload-bytes``).
+    """
+    refuse = too_large or _too_large
     declared = request.content_length
     if declared is not None and declared > limit:
-        raise _too_large(declared, limit)
+        raise refuse(declared, limit, False)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
-            raise _too_large(size, limit, at_least=True)
+            raise refuse(size, limit, True)
         chunks.append(chunk)
     return b"".join(chunks)
 
