@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from .. import jsoncodec
 from ..errors import ApiError, StartupError
 from ..events import validate_code
-from .designs import BASE_DESIGN, STARTER_CONFIG, modes_of, validate_config
+from .designs import BASE_DESIGN, SAMPLE_DATA, STARTER_CONFIG, modes_of, validate_config
 from .sqlite import AlertDatabase
 
 SQLITE_SELECT = "SELECT config, revision, updated FROM designs WHERE code = ?"
@@ -118,16 +118,14 @@ class DesignLibrary:
         """What ``GET /codes/{code}/alerts`` answers (a PUT of it is accepted unchanged)."""
         stored = await self.store.get(code)
         if stored is not None:
-            return {**stored.config, "revision": stored.revision, "updated": stored.updated,
-                    "source": "stored", "base": BASE_DESIGN}
+            return _answer(stored.config, stored.revision, stored.updated, "stored")
         source = "file" if self.fallback is not None else "starter"
         config = copy.deepcopy(self.fallback if self.fallback is not None else STARTER_CONFIG)
-        return {**config, "revision": 0, "updated": None, "source": source, "base": BASE_DESIGN}
+        return _answer(config, 0, None, source)
 
     async def put(self, code: str, config: dict[str, Any]) -> dict[str, Any]:
         stored = await self.store.put(code, config)
-        return {**stored.config, "revision": stored.revision, "updated": stored.updated,
-                "source": "stored", "base": BASE_DESIGN}
+        return _answer(stored.config, stored.revision, stored.updated, "stored")
 
     async def modes(self, code: str) -> dict[str, str]:
         return modes_of(await self.answer(code))
@@ -167,3 +165,10 @@ class DesignLibrary:
         for code, config in configs.items():
             await self.store.put(code, config)
         return sorted(configs)
+
+
+def _answer(config: dict[str, Any], revision: int, updated: float | None, source: str
+            ) -> dict[str, Any]:
+    """The configuration plus what the overlay and console read alongside (ignored on PUT)."""
+    return {**config, "revision": revision, "updated": updated, "source": source,
+            "base": BASE_DESIGN, "samples": SAMPLE_DATA}

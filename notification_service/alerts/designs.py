@@ -28,7 +28,7 @@ MAX_EVENTS = 100
 MAX_VARIATIONS = 10
 MAX_CONFIG_BYTES = 256 * 1024
 # Keys the GET answer adds; a PUT of what GET answered is accepted and ignores them.
-READ_ONLY_KEYS = frozenset({"revision", "updated", "stored", "source", "base"})
+READ_ONLY_KEYS = frozenset({"revision", "updated", "source", "base", "samples"})
 
 MEDIA_EXTENSIONS = {
     "image": ("gif", "png", "jpg", "jpeg", "webp", "avif", "webm", "mp4"),

@@ -221,7 +221,9 @@ async def list_codes(request: web.Request) -> web.Response:
         overlays = [] if found is NO_QUEUE else found
         codes.append({"code": code, "designed": code in designed, "overlays": len(overlays),
                       "connected": sum(1 for overlay in overlays if overlay["connected"])})
-    return jsoncodec.response({"codes": codes})
+    # The console writes trigger snippets: they need &token= when publishing takes one.
+    return jsoncodec.response({"codes": codes,
+                               "publish_token": box.settings.publish_token is not None})
 
 
 # -- the console page -------------------------------------------------------------------
