@@ -133,8 +133,11 @@ async def control_queue(request: web.Request) -> web.Response:
         raise ALERT_ACTION_INVALID(
             f'Send {{"action": "pause" | "resume" | "skip" | "clear" | "replay"}}; skip and '
             f'replay also take "id" (the event id). Got {action!r}.')
+    unknown = sorted(set(body) - {"action", "id"})
+    if unknown:
+        raise ALERT_ACTION_INVALID(f'Only "action" and "id" are read; remove {", ".join(unknown)}.')
     alert_id = body.get("id")
-    if alert_id is not None and not isinstance(alert_id, str):
+    if "id" in body and not isinstance(alert_id, str):
         raise ALERT_ACTION_INVALID('"id" is the event id as a string, as publish answered it.')
     if action == "replay" and alert_id is None:
         raise ALERT_ACTION_INVALID('replay needs "id": the event id of the alert to show again.')
