@@ -63,10 +63,11 @@ async def test_the_console_works_offline_and_its_test_button_reaches_the_overlay
         f"document.querySelector('#playing li[data-event-id=\"{ids[0]}\"]') !== null")
     assert "Test alert" in await console.locator("#tests-panel").text_content()
 
+    await console.screenshot(path=str(_artifact("console-overview.png")))  # codes still hidden
     await console.click("#overlay-url button:has-text('Show')")
     assert "sources/alert.html?code=studio42" in \
         await console.locator("#overlay-url").text_content()
-    await console.screenshot(path=str(_artifact("console-overview.png")), full_page=True)
+    await console.screenshot(path=str(_artifact("console-full.png")), full_page=True)
     assert outside == [] and problems == []
     assert shown.errors == []
     await context.close()

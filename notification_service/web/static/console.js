@@ -213,6 +213,12 @@
     var rows = clear($("overlay-rows"));
     var overlays = state.status.overlays || [];
     $("no-overlays").hidden = overlays.length > 0;
+    var badge = document.querySelector('#code-list li.selected .badge');
+    if (badge) {
+      var live = overlays.filter(function (overlay) { return overlay.connected; }).length;
+      badge.textContent = live + "/" + overlays.length;
+      badge.className = "badge " + (live ? "ok" : "");
+    }
     overlays.forEach(function (overlay) {
       var who = el("td", {}, [el("div", { text: overlay.overlay }),
         el("div", { className: "hint", text: (overlay.obs ? "OBS " + overlay.obs : "browser") + " · " + (overlay.client || "?") })]);
