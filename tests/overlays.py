@@ -1,9 +1,11 @@
-"""A real python-socketio client that behaves like sources/alert.html towards its alert queue.
+"""Alert box test helpers: an overlay client, and the HTTP calls bots and the console make.
 
-It listens on the code (the default namespace, where the transport delivers
-events) and talks to the queue on ``/alerts`` exactly as overlay.js does:
-``next``, ``started``, ``finished`` and ``presence`` reports, answered in the
-acknowledgement. Tests drive it step by step to assert what the queue decides.
+:class:`Overlay` is a real python-socketio client that behaves like
+sources/alert.html towards its alert queue: it listens on the code (the
+default namespace, where the transport delivers events) and talks to the
+queue on ``/alerts`` exactly as overlay.js does (``next``, ``started``,
+``finished`` and ``presence`` reports, answered in the acknowledgement).
+Tests drive it step by step to assert what the queue decides.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
+
+from notification_service.alerts.console import CONSOLE_KEY
 
 from .support import WAIT
 
@@ -102,3 +106,45 @@ async def open_overlay(url: str, code: str, overlay: str, *, events: list[str] |
                          wait_timeout=WAIT)
     await asyncio.wait_for(page.ready.wait(), WAIT)
     return page
+
+
+# -- what bots and the console send ------------------------------------------------
+
+def admin(server: Any) -> dict[str, str]:
+    """The console's header: the admin token of a server started by ``serve``."""
+    return {"Authorization": f"Bearer {server.app[CONSOLE_KEY].token}"}
+
+
+async def fire(http: Any, server: Any, code: str, event: str, **data: str) -> dict[str, Any]:
+    """A bot's GET trigger; the seed-0 answer (with ``queued_position``)."""
+    async with http.get(f"{server.url}/notify", params={"code": code, "event": event, **data}
+                        ) as response:
+        assert response.status == 200
+        return await response.json()
+
+
+async def control(http: Any, server: Any, code: str, **body: Any) -> tuple[int, dict[str, Any]]:
+    async with http.post(f"{server.url}/codes/{code}/queue", json=body,
+                         headers=admin(server)) as response:
+        return response.status, await response.json()
+
+
+async def put_designs(http: Any, server: Any, code: str, config: Any) -> dict[str, Any]:
+    async with http.put(f"{server.url}/codes/{code}/alerts", json=config,
+                        headers=admin(server)) as response:
+        answer = await response.json()
+        assert response.status == 200, answer
+        return answer
+
+
+async def upload(http: Any, server: Any, content: bytes, headers: dict[str, str] | None = None
+                 ) -> tuple[int, dict[str, Any]]:
+    async with http.post(f"{server.url}/media", data=content,
+                         headers=admin(server) if headers is None else headers) as response:
+        return response.status, await response.json()
+
+
+async def get_json(http: Any, url: str) -> dict[str, Any]:
+    async with http.get(url) as response:
+        assert response.status == 200
+        return await response.json()

@@ -6,11 +6,10 @@ import json
 
 import pytest
 
-from notification_service.alerts.console import CONSOLE_KEY
 from notification_service.errors import StartupError
 
 from .media_samples import animated_gif, tone_wav
-from .overlays import open_overlay
+from .overlays import admin, open_overlay, upload
 
 FOLLOW = {"events": {"FOLLOW": {
     "template": "{user} followed!", "image": "https://cdn.example.com/party.gif",
@@ -23,8 +22,6 @@ FOLLOW = {"events": {"FOLLOW": {
                    {"if": "user == 'vip'", "template": "The VIP is here!"}]}}}
 
 
-def admin(server) -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.app[CONSOLE_KEY].token}"}
 
 
 async def put(http, server, code: str, body, headers=None) -> tuple[int, dict]:
@@ -156,10 +153,6 @@ async def test_designs_from_a_json_file(serve, http, tmp_path):
         await serve(alert_designs=path)
 
 
-async def upload(http, server, content: bytes, headers=None) -> tuple[int, dict]:
-    async with http.post(f"{server.url}/media", data=content,
-                         headers=admin(server) if headers is None else headers) as response:
-        return response.status, await response.json()
 
 
 async def test_uploaded_media_are_served_with_their_type_and_ranges(server, http):

@@ -9,40 +9,18 @@ from __future__ import annotations
 import asyncio
 
 from notification_service.alerts import queue as queue_module
-from notification_service.alerts.console import CONSOLE_KEY
 
-from .overlays import open_overlay
-
-
-def admin(server) -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.app[CONSOLE_KEY].token}"}
+from .overlays import control, fire, get_json as get, open_overlay, put_designs
 
 
-async def fire(http, server, code: str, event: str, **data: str) -> dict:
-    async with http.get(f"{server.url}/notify", params={"code": code, "event": event, **data}
-                        ) as response:
-        assert response.status == 200
-        return await response.json()
 
 
-async def control(http, server, code: str, **body) -> tuple[int, dict]:
-    async with http.post(f"{server.url}/codes/{code}/queue", json=body,
-                         headers=admin(server)) as response:
-        return response.status, await response.json()
 
 
-async def put_designs(http, server, code: str, config: dict) -> dict:
-    async with http.put(f"{server.url}/codes/{code}/alerts", json=config,
-                        headers=admin(server)) as response:
-        answer = await response.json()
-        assert response.status == 200, answer
-        return answer
 
 
-async def get(http, url: str) -> dict:
-    async with http.get(url) as response:
-        assert response.status == 200
-        return await response.json()
+
+
 
 
 async def test_alerts_play_one_after_another_with_their_positions(server, http):

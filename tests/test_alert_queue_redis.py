@@ -12,16 +12,11 @@ import pytest
 
 from notification_service.cluster.nodes import NODES_KEY
 
-from .overlays import open_overlay
+from .overlays import fire, open_overlay
 
 pytestmark = pytest.mark.redis
 
 
-async def fire(http, server, code: str, event: str, **data: str) -> dict:
-    async with http.get(f"{server.url}/notify", params={"code": code, "event": event, **data}
-                        ) as response:
-        assert response.status == 200
-        return await response.json()
 
 
 async def test_two_nodes_share_one_queue_and_its_presence(serve, http, redis_server):

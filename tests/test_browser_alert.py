@@ -12,9 +12,8 @@ import asyncio
 
 import pytest
 
-from notification_service.alerts.console import CONSOLE_KEY
-
 from .media_samples import animated_gif, tone_wav
+from .overlays import control, fire, get_json, put_designs, upload
 from .support import ARTIFACTS, WAIT
 
 pytestmark = pytest.mark.browser
@@ -41,35 +40,14 @@ new MutationObserver(records => records.forEach(record => record.addedNodes.forE
 """
 
 
-def admin(server) -> dict[str, str]:
-    return {"Authorization": f"Bearer {server.app[CONSOLE_KEY].token}"}
 
 
-async def upload(http, server, content: bytes) -> str:
-    async with http.post(f"{server.url}/media", data=content, headers=admin(server)) as response:
-        answer = await response.json()
-        assert response.status == 200, answer
-        return answer["url"]
 
 
-async def put_designs(http, server, code: str, config: dict) -> None:
-    async with http.put(f"{server.url}/codes/{code}/alerts", json=config,
-                        headers=admin(server)) as response:
-        assert response.status == 200, await response.text()
 
 
-async def fire(http, server, code: str, event: str, **data: str) -> dict:
-    async with http.get(f"{server.url}/notify", params={"code": code, "event": event, **data}
-                        ) as response:
-        assert response.status == 200
-        return await response.json()
 
 
-async def control(http, server, code: str, **body) -> dict:
-    async with http.post(f"{server.url}/codes/{code}/queue", json=body,
-                         headers=admin(server)) as response:
-        assert response.status == 200
-        return await response.json()
 
 
 class Shown:
@@ -129,8 +107,8 @@ async def screenshot(page, name: str) -> None:
 
 
 async def test_a_designed_follow_shows_its_template_image_sound_and_speech(server, http, browser):
-    gif = await upload(http, server, animated_gif())
-    sound = await upload(http, server, tone_wav())
+    gif = (await upload(http, server, animated_gif()))[1]["url"]
+    sound = (await upload(http, server, tone_wav()))[1]["url"]
     await put_designs(http, server, "designed", {"events": {"FOLLOW": {
         "title": "New follower", "template": "{user} followed with {bits} bits!",
         "message": "{message}", "image": gif, "sound": sound, "volume": 0.5,
@@ -178,7 +156,7 @@ async def test_default_design_shows_name_message_and_every_field(server, http, b
     assert await card.locator(".title").text_content() == "FOLLOW"
     assert await card.locator(".text").text_content() == "ann"
     assert await card.locator(".message").text_content() == "first time here"
-    await control(http, server, "plain", action="skip")
+    assert (await control(http, server, "plain", action="skip"))[0] == 200
     raid = await fire(http, server, "plain", "raid", user="cara", viewers="42")
     card = page.locator(f'.alert[data-event-id="{raid["id"]}"]')
     await card.wait_for(state="visible")
@@ -189,7 +167,7 @@ async def test_default_design_shows_name_message_and_every_field(server, http, b
 
 @pytest.mark.parametrize("animation", ["fade", "slide", "pop"])
 async def test_animations_mid_way(server, http, browser, animation):
-    gif = await upload(http, server, animated_gif())
+    gif = (await upload(http, server, animated_gif()))[1]["url"]
     await put_designs(http, server, "anim", {"default": {
         "animation": animation, "image": gif, "duration": 30,
         "template": "{user} just followed!", "title": "New follower"}})
@@ -207,7 +185,7 @@ async def test_animations_mid_way(server, http, browser, animation):
     assert middle[0] == f"alert-{animation}-in"
     assert 0.05 < float(middle[1]) < 1.0 or animation == "pop"
     await screenshot(page, f"overlay-{animation}-in-midway.png")
-    await control(http, server, "anim", action="skip")
+    assert (await control(http, server, "anim", action="skip"))[0] == 200
     await page.wait_for_function(
         "document.querySelector('.alert') && document.querySelector('.alert')"
         f".classList.contains('out-{animation}')")
@@ -238,7 +216,7 @@ async def test_two_overlays_reloaded_mid_burst_show_each_alert_exactly_once(serv
     assert await shown_follows.wait_for(8) == sent["FOLLOW"]
     assert await shown_subs.wait_for(8) == sent["SUB"]
     for _ in range(100):  # bounded: the last two alerts finish (0.3 s on screen, 1.2 s moving)
-        queue = await _get(http, f"{server.url}/codes/burst/queue")
+        queue = await get_json(http, f"{server.url}/codes/burst/queue")
         if not queue["playing"]:
             break
         await asyncio.sleep(0.1)
@@ -270,7 +248,7 @@ async def test_a_hidden_obs_source_holds_alerts_until_it_is_visible(server, http
     assert (first["queued_position"], second["queued_position"]) == (0, 1)
     await page.wait_for_timeout(1000)  # twice an alert's length: nothing may show meanwhile
     assert shown.ids == []
-    queue = await _get(http, f"{server.url}/codes/obs/queue")
+    queue = await get_json(http, f"{server.url}/codes/obs/queue")
     assert [item["id"] for item in queue["waiting"]] == [first["id"], second["id"]]
 
     await page.evaluate("window.dispatchEvent(new CustomEvent('obsSourceVisibleChanged', "
@@ -284,33 +262,29 @@ async def test_a_hidden_obs_source_holds_alerts_until_it_is_visible(server, http
 
 async def test_pause_skip_and_replay_act_on_the_overlay_within_a_second(server, http, browser):
     page, shown = await open_overlay(browser, server, "code=live&duration=20")
-    await control(http, server, "live", action="pause")
+    assert (await control(http, server, "live", action="pause"))[0] == 200
     await page.wait_for_function("document.documentElement.dataset.paused === 'true'",
                                  timeout=1000)
     alert = await fire(http, server, "live", "follow", user="ann")
     await page.wait_for_timeout(600)
     assert shown.ids == []  # paused: it waits
-    await control(http, server, "live", action="resume")
+    assert (await control(http, server, "live", action="resume"))[0] == 200
     card = page.locator(f'.alert[data-event-id="{alert["id"]}"]')
     await card.wait_for(state="visible", timeout=1000)
 
-    await control(http, server, "live", action="skip")
+    assert (await control(http, server, "live", action="skip"))[0] == 200
     await card.wait_for(state="detached", timeout=1000)
-    await control(http, server, "live", action="replay", id=alert["id"])
+    assert (await control(http, server, "live", action="replay", id=alert["id"]))[0] == 200
     await card.wait_for(state="visible", timeout=1000)
     assert shown.ids == [alert["id"], alert["id"]]
     assert shown.errors == []
 
 
-async def _get(http, url: str) -> dict:
-    async with http.get(url) as response:
-        assert response.status == 200
-        return await response.json()
 
 
 async def _wait_status(http, server, code: str, predicate) -> dict:
     for _ in range(100):  # bounded: presence reports are immediate
-        status = await _get(http, f"{server.url}/codes/{code}/status")
+        status = await get_json(http, f"{server.url}/codes/{code}/status")
         if status["overlays"] and predicate(status["overlays"][0]):
             return status["overlays"][0]
         await asyncio.sleep(0.05)
