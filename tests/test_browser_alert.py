@@ -165,6 +165,34 @@ async def test_default_design_shows_name_message_and_every_field(server, http, b
     assert shown.errors == []
 
 
+async def test_variations_and_interrupting_events(server, http, browser):
+    await put_designs(http, server, "vary", {"events": {
+        "CHEER": {"template": "{user} cheered {amount}", "duration": 20, "variations": [
+            {"if": "amount >= 1000", "template": "HUGE cheer from {user}!", "accent": "#ff0000"},
+            {"if": "message contains hype", "template": "{user} is hyped"}]},
+        "RAID": {"template": "RAID by {user}", "mode": "interrupt", "duration": 20}}})
+    page, shown = await open_overlay(browser, server, "code=vary")
+    small = await fire(http, server, "vary", "cheer", user="ann", amount="5", message="hype!")
+    card = page.locator(f'.alert[data-event-id="{small["id"]}"]')
+    await card.wait_for(state="visible")
+    assert await card.locator(".text").text_content() == "ann is hyped"
+    big = await fire(http, server, "vary", "cheer", user="bob", amount="1500")
+    assert big["queued_position"] == 1
+    raid = await fire(http, server, "vary", "raid", user="cy")
+    assert raid["queued_position"] == 0  # cuts in: the cheer on screen goes
+    raid_card = page.locator(f'.alert[data-event-id="{raid["id"]}"]')
+    await raid_card.wait_for(state="visible", timeout=1500)
+    await card.wait_for(state="detached")
+    assert shown.ids == [small["id"], raid["id"]]
+    assert (await control(http, server, "vary", action="skip"))[0] == 200
+    big_card = page.locator(f'.alert[data-event-id="{big["id"]}"]')
+    await big_card.wait_for(state="visible")
+    assert await big_card.locator(".text").text_content() == "HUGE cheer from bob!"
+    assert await big_card.evaluate("node => getComputedStyle(node.querySelector('.title')).color") \
+        == "rgb(255, 0, 0)"
+    assert shown.errors == []
+
+
 @pytest.mark.parametrize("animation", ["fade", "slide", "pop"])
 async def test_animations_mid_way(server, http, browser, animation):
     gif = (await upload(http, server, animated_gif()))[1]["url"]

@@ -10,7 +10,7 @@ import pytest
 
 from notification_service.alerts.console import CONSOLE_KEY
 
-from .media_samples import animated_gif
+from .media_samples import animated_gif, tone_wav
 from .support import ARTIFACTS
 from .test_browser_alert import SCENE, open_overlay
 
@@ -87,6 +87,11 @@ async def test_designing_an_alert_in_the_console_changes_the_overlay(server, bro
     await console.set_input_files("#upload-image", str(gif))
     await console.wait_for_function(
         "document.querySelector('#designer [data-key=\"image\"]').value.startsWith('media/')")
+    sound = tmp_path / "ding.wav"
+    sound.write_bytes(tone_wav())
+    await console.set_input_files("#upload-sound", str(sound))
+    await console.wait_for_function(
+        "document.querySelector('#designer [data-key=\"sound\"]').value.endsWith('.wav')")
     preview = console.locator("#preview .alert")
     assert await preview.locator(".text").text_content() == "TestFollower is here! Welcome!"
     await console.wait_for_function("document.querySelector('#preview .alert img') "
@@ -110,6 +115,7 @@ async def test_designing_an_alert_in_the_console_changes_the_overlay(server, bro
     assert await card.locator(".text").text_content() == "TestFollower is here! Welcome!"
     await overlay.wait_for_function("document.querySelector('.alert img.media') "
                                     "&& document.querySelector('.alert img.media').naturalWidth > 0")
+    await overlay.wait_for_function("window.__playing.some(url => url.endsWith('.wav'))")
     await overlay.wait_for_timeout(700)
     await overlay.evaluate(SCENE)
     await overlay.screenshot(path=str(_artifact("overlay-from-console.png")))

@@ -202,7 +202,7 @@ class OverlayChannel:
             if not isinstance(events, list) or len(events) > MAX_FILTER \
                     or not all(isinstance(name, str) for name in events):
                 raise _bad(f"auth.events is a list of at most {MAX_FILTER} event names.")
-            events = sorted({validate_event_name(name) for name in events}) or None
+            events = sorted({validate_event_name(name).upper() for name in events}) or None
         hidden = options.get("hidden", "hold")
         if hidden not in HIDDEN_POLICIES:
             raise _bad(f"auth.hidden is one of {', '.join(HIDDEN_POLICIES)}.")

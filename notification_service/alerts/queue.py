@@ -87,7 +87,8 @@ class Line:
     horizon: float = 0.0                # events before this are never taken late
 
     def wants(self, name: str) -> bool:
-        return self.events is None or name in self.events
+        """``events=`` names are upper case, as triggers make them; /broadcast names may not be."""
+        return self.events is None or name.upper() in self.events
 
     @property
     def visible(self) -> bool:
@@ -157,7 +158,8 @@ class CodeQueue:
     def _take(self, line: Line, held: Held) -> None:
         """Apply the event's mode to one overlay's line."""
         line.remember(held.id, held.time)
-        mode = self.modes.get(held.name, self.modes.get("*", "queue"))
+        mode = self.modes.get(held.name) or self.modes.get(held.name.upper()) \
+            or self.modes.get("*", "queue")
         busy = line.playing is not None or bool(line.waiting)
         if line.hidden == "drop" and not line.visible:
             self._finish(line, held.id, HIDDEN)

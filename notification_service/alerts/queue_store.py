@@ -4,8 +4,9 @@ Both run one operation at a time per code: :meth:`update` loads the code's
 :class:`~.queue.CodeQueue`, applies a change (a plain function, which may run
 again on a conflict) and saves it. In memory the change runs before the first
 await, so for a publish it happens before any other task can see the event;
-the SQLite copy is written by one background writer shortly after, so a
-restart finds the queue as it was (a crash loses at most the last moment).
+the SQLite copy is written by one background writer 50 ms later at most, all
+changes of that moment in one commit, so a restart finds the queue as it was
+(a crash loses the last 50 ms).
 In Redis (``--redis-url``) the code's queue is one JSON value changed under
 WATCH/MULTI, so every node sees the same lines, leases and presence. Memory is
 bounded in codes and bytes (the least recently changed code goes first);
@@ -33,6 +34,7 @@ T = TypeVar("T")
 NO_QUEUE: Any = object()  # what update answers for a code without a queue (and no ``new``)
 MAX_CODES = 1000
 MAX_BYTES = 64 * 1024 * 1024
+WRITE_DELAY = 0.05  # seconds changes gather before one write: a burst costs one commit
 REDIS_TTL_SECONDS = 7 * 24 * 3600
 REDIS_RETRIES = 50
 
@@ -73,6 +75,7 @@ class MemoryQueueStore:
         self._dirty: set[str] = set()
         self._forgotten: set[str] = set()
         self._writer: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def load(self) -> None:
         rows = await self.database.run(lambda db: db.execute(SQLITE_LOAD).fetchall())
@@ -109,32 +112,41 @@ class MemoryQueueStore:
     def _changed(self, code: str) -> None:
         self._dirty.add(code)
         self._forgotten.discard(code)
-        self._resize(code, len(self._queues[code].to_json()))
+        self._bound(keep=code)
+        if self._closed:
+            return
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(self._write(),
+                                                                  name="alert-queue-writer")
+
+    def _bound(self, keep: str | None = None) -> None:
+        """Forget the least recently changed codes past the bounds (sizes as last written)."""
         while len(self._queues) > self.max_codes or self._total > self.max_bytes:
             oldest = next(iter(self._queues))
-            if oldest == code and len(self._queues) == 1:
+            if oldest == keep or len(self._queues) == 1:
                 break
             log.warning("alert queue of the least recently active code dropped (bounds: %d "
                         "codes, %d bytes)", self.max_codes, self.max_bytes)
             del self._queues[oldest]
             self._resize(oldest, 0)
-            del self._sizes[oldest]
+            self._sizes.pop(oldest)
             self._dirty.discard(oldest)
             self._forgotten.add(oldest)
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write(),
-                                                                  name="alert-queue-writer")
 
     def _resize(self, code: str, size: int) -> None:
         self._total += size - self._sizes.get(code, 0)
         self._sizes[code] = size
 
-    async def _write(self) -> None:
+    async def _write(self, delay: float = WRITE_DELAY) -> None:
         """Write every changed code; loops until nothing is left to write."""
         while self._dirty or self._forgotten:
+            await asyncio.sleep(delay)
             now = time.time()
             saves = [(code, self._queues[code].to_json(), now) for code in self._dirty
                      if code in self._queues]
+            for code, state, _now in saves:
+                self._resize(code, len(state))
+            self._bound()
             deletes = [(code,) for code in self._forgotten]
             self._dirty.clear()
             self._forgotten.clear()
@@ -151,11 +163,11 @@ class MemoryQueueStore:
                 return
 
     async def close(self) -> None:
-        """Write what is left before the database closes."""
+        """Write what is left before the database closes; later changes stay in memory."""
+        self._closed = True
         if self._writer is not None:
             await self._writer
-        if self._dirty or self._forgotten:
-            await self._write()
+        await self._write(delay=0)
 
 
 class RedisQueueStore:

@@ -214,7 +214,9 @@
     var shown = global.AlertDesigns.render(design, entry.name, entry.data, { id: entry.id },
                                            { durationMs: Math.max(100, durationMs) });
     current = { id: entry.id, shown: shown, timer: null };
-    report("started", { id: entry.id, duration: (shown.durationMs + 2 * shown.animationMs) / 1000 });
+    // No acknowledgement asked: nothing waits for it, and it saves a packet per alert.
+    if (ready) alerts.emit("ALERT", { op: "started", id: entry.id, presence: presence(),
+                                      duration: (shown.durationMs + 2 * shown.animationMs) / 1000 });
     markSeen(entry.id);
     stage.appendChild(shown.element);
     shown.enter();
