@@ -98,6 +98,10 @@ class OverlayChannel:
         except ApiError as error:
             await self._refuse(sid, error.message, error.code)
             return
+        except Exception:  # a store failing: the page retries; it must not wait forever
+            log.exception("overlay %s could not join the queue of %s", sid, mask(code_of(auth)))
+            await self._refuse(sid, "The alert queue failed; the overlay tries again.", None)
+            return
         if line is None:
             await self._refuse(sid, "This code already has 16 overlays connected; close one.",
                                None)
@@ -214,6 +218,11 @@ class OverlayChannel:
         await self.sio.emit("ERROR", {"message": message, "code": code}, to=sid,
                             namespace=NAMESPACE)
         await self.sio.disconnect(sid, namespace=NAMESPACE)
+
+
+def code_of(auth: Any) -> str:
+    code = auth.get("code") if isinstance(auth, dict) else None
+    return code if isinstance(code, str) else "?"
 
 
 def _presence(raw: Any) -> dict[str, Any]:

@@ -135,7 +135,11 @@
     },
   });
   alerts.on("ALERT_READY", function () { ready = true; failures = 0; setState("queue", "ready"); pump(); });
-  alerts.on("disconnect", function () { ready = false; asking = false; setState("queue", "disconnected"); });
+  alerts.on("disconnect", function (reason) {
+    ready = false; asking = false; setState("queue", "disconnected");
+    // The server turned us away (no room, a store down): socket.io never retries that itself.
+    if (reason === "io server disconnect") setTimeout(function () { alerts.connect(); }, 5000);
+  });
   alerts.on("ERROR", function (body) { console.warn("alert queue: " + (body && body.message)); });
 
   function haveList() {
@@ -145,7 +149,7 @@
   }
 
   function report(op, extra, onAnswer) {
-    if (!ready) return;
+    if (!ready) { if (onAnswer) setTimeout(function () { onAnswer(null); }, 0); return; }
     var request = Object.assign({ op: op, presence: presence(), have: haveList() }, extra);
     alerts.timeout(ASK_TIMEOUT_MS).emit("ALERT", request, function (err, answer) {
       if (err || !answer) { if (onAnswer) onAnswer(null); return; }
