@@ -37,6 +37,11 @@
   var gapMs = Math.max(0, parseFloat(params.get("gap") || "0.5")) * 1000;
   var position = params.get("position") || "center";
   if (position === "top" || position === "bottom") stage.classList.add(position);
+  if (!code) {  // opened without a code: say how to use it instead of joining nothing
+    statusBox.style.display = "block";
+    statusBox.textContent = "Add ?code=YOUR_CODE to this URL (the console gives you the whole URL).";
+    return;
+  }
 
   var designs = null;
   var buffer = new Map();    // id -> {id, name, data, time}: delivered, not played yet
