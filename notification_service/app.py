@@ -10,11 +10,14 @@ from aiohttp import web
 from . import cors, operations, registry, spaces
 from .access import ACCESS_KEY, ChannelAccess
 from .alerts import box as alert_box
+from .basepath import mount, relative_location
 from .config import SETTINGS_KEY, Settings
 from .errors import error_middleware
 from .history import MemoryHistory
 from .hub import HUB_KEY, Hub
 from .identity import JWT_VERIFIER_KEY, JwtVerifier
+from .metrics import METRICS_KEY, Metrics
+from .metrics import add_routes as add_metrics_routes
 from .openapi import add_routes as add_openapi_routes
 from .operations import HEALTH_KEY, HealthChecks, data_dir_check
 from .producers import broadcast, emit, trigger
@@ -41,9 +44,12 @@ def create_app(settings: Settings) -> web.Application:
     if settings.database_url is not None:
         from .stores import postgres
         postgres.setup(app, settings.database_url)
-    hub = Hub(MemoryHistory(per_channel=settings.history_size, max_age=settings.history_age,
-                            max_bytes=settings.history_bytes))
+    metrics = app[METRICS_KEY] = Metrics()
+    history = MemoryHistory(per_channel=settings.history_size, max_age=settings.history_age,
+                            max_bytes=settings.history_bytes)
+    hub = Hub(history, metrics=metrics)
     app[HUB_KEY] = hub
+    metrics.watch_history(history.event_count, lambda: history.total_bytes)
     cors.setup(app, settings.cors_origins)
     access = ChannelAccess(spaces.setup(app, settings.data_dir))
     app[ACCESS_KEY] = access
@@ -62,6 +68,7 @@ def create_app(settings: Settings) -> web.Application:
     socketio_transport.attach(app)
     app[SOCKETIO_KEY] = socketio_transport
     alert_box.install(app, settings, hub, socketio_transport)
+    metrics.watch_connections("socketio", lambda: len(socketio_transport.sio.eio.sockets))
 
     webpush = webpush_service.install(app, settings, hub)
     health.add("webpush_store", webpush.store.count)  # one query: the SQLite file answers
@@ -73,28 +80,34 @@ def create_app(settings: Settings) -> web.Application:
         queue_bytes=settings.sse_queue_bytes, retry_ms=settings.sse_retry_ms)
     sse_transport.add_routes(app)
     app[SSE_KEY] = sse_transport
+    metrics.watch_connections("sse", sse_transport.connection_count)
 
     trigger.add_routes(app)
     emit.add_routes(app)
     broadcast.add_routes(app)
     polling.add_routes(app)
     operations.add_routes(app)
-    add_openapi_routes(app)
+    add_openapi_routes(app, settings.base_path)
     registry.add_routes(app)
+    add_metrics_routes(app, metrics, public=settings.metrics_public,
+                       admin_token=settings.admin_token)
     _add_static_routes(app, settings)
+    mount(app, settings.base_path)
     return app
 
 
 def _add_static_routes(app: web.Application, settings: Settings) -> None:
-    StaticFolder(settings.web_root / "sources", "/sources").add_routes(app, "sources")
-    static = StaticFolder(settings.web_root / "static", "/static")
+    roots = settings.web_roots
+    StaticFolder([root / "sources" for root in roots], "/sources").add_routes(app, "sources")
+    static = StaticFolder([root / "static" for root in roots], "/static")
     static.add_routes(app, "static")
 
     async def favicon(request: web.Request) -> web.StreamResponse:
         return static.serve(request, "favicon.ico")
 
-    async def index(_request: web.Request) -> web.StreamResponse:
-        raise web.HTTPFound("console/")  # relative, so it works under a base path
+    async def index(request: web.Request) -> web.StreamResponse:
+        # Relative: right under --base-path and behind a proxy that strips a prefix.
+        raise web.HTTPFound(relative_location("console/", request))
 
     app.router.add_get("/favicon.ico", favicon, name="favicon")
     app.router.add_get("/", index, name="index")

@@ -1,4 +1,9 @@
-"""The command line: parse flags, set up logging, run the app until SIGINT/SIGTERM."""
+"""The command line: parse flags, set up logging, run the app until a stop signal.
+
+Stop signals are Ctrl+C and SIGTERM everywhere, and Ctrl+Break or closing the
+console window on Windows (:mod:`.stopping`); nothing on the start path is
+POSIX-only.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,12 @@ from typing import Sequence
 
 from aiohttp import web
 
+from . import tls
 from .alerts.console import CONSOLE_KEY, banner
 from .app import create_app
 from .config import Settings, settings_from_args, startup_warnings
 from .logs import configure_logging
+from .stopping import on_stop_signal
 
 log = logging.getLogger("notification_service")
 
@@ -26,26 +33,51 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
+def start_url(settings: Settings) -> str:
+    return f"{tls.scheme(settings)}://{settings.host}:{settings.port}{settings.base_path}/"
+
+
+def locations(settings: Settings) -> str:
+    """Where this server keeps its files: printed on start, so nobody has to guess."""
+    pages = "the shipped pages" + (f" after your own in {settings.web_root}"
+                                   if settings.web_root is not None else "")
+    logfile = settings.logfile if settings.logfile is not None else "none (console only)"
+    return f"data folder {settings.data_dir}, log file {logfile}, serving {pages}"
+
+
 def run(settings: Settings) -> None:
     log_writer = configure_logging(settings.loglevel, settings.logfile)
+    ssl_context = tls.server_context(settings)
     app = create_app(settings)
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     for warning in startup_warnings(settings):
         log.warning("%s", warning)
-    log.info("listening on http://%s:%d (web root %s, data %s)", settings.host, settings.port,
-             settings.web_root, settings.data_dir)
-    print(banner(settings, app[CONSOLE_KEY]), flush=True)  # stdout, never the log file
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop=loop,
-        shutdown_timeout=settings.shutdown_timeout,
-        access_log=logging.getLogger("aiohttp.access"),
-        print=None,
-    )
-    log_writer.stop()
+    log.info("listening on %s; %s", start_url(settings), locations(settings))
+    print(banner(start_url(settings), app[CONSOLE_KEY]), flush=True)  # stdout, never the log
+    # Our handlers, not aiohttp's: its own use loop.add_signal_handler, which Windows lacks.
+    restore_signals = on_stop_signal(loop, _graceful_exit)
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            loop=loop,
+            ssl_context=ssl_context,
+            shutdown_timeout=settings.shutdown_timeout,
+            access_log=logging.getLogger("aiohttp.access"),
+            print=None,
+            handle_signals=False,
+        )
+    finally:
+        restore_signals()
+        log_writer.stop()
+
+
+def _graceful_exit(signal_name: str) -> None:
+    """Run on the loop after a stop signal: aiohttp's run_app shuts down on GracefulExit."""
+    log.info("stopping (%s): closing every connection", signal_name)
+    raise web.GracefulExit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

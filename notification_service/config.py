@@ -17,18 +17,63 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import ipaddress
+import ntpath
 import os
+import posixpath
 import socket
+import sys
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from aiohttp import web
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_WEB_ROOT = Path(__file__).resolve().parent / "web"
 """The pages and scripts we ship (``sources/``, ``static/``): package data, so an installed server has them."""
+APP_FOLDER = "notification-server"
+
+
+def is_source_checkout(root: Path = PROJECT_ROOT) -> bool:
+    """True when the package runs from its git checkout (or an editable install of it).
+
+    An installed package sits in ``site-packages`` beside other packages, where
+    ``notification_server.py`` and ``pyproject.toml`` are never copied.
+    """
+    return (root / "notification_server.py").is_file() and (root / "pyproject.toml").is_file()
+
+
+def default_home(platform: str = sys.platform, environ: Mapping[str, str] = os.environ,
+                 checkout: bool | None = None) -> Path:
+    """The one folder the default log file and data folder live in; always absolute.
+
+    A source checkout keeps them in the checkout (``log/`` and ``data/``, as
+    before, but no longer relative to the working directory); an installed
+    package uses the platform's per-user data folder, never ``site-packages``.
+    Both defaults hang off this one folder, so starting the server from another
+    working directory finds the same VAPID key and databases.
+    """
+    if checkout if checkout is not None else is_source_checkout():
+        return PROJECT_ROOT
+    home = Path.home()
+    if platform == "win32":
+        base = _absolute_or(environ.get("LOCALAPPDATA"), home / "AppData" / "Local", ntpath)
+    elif platform == "darwin":
+        base = home / "Library" / "Application Support"
+    else:  # Linux and the BSDs: the XDG base directory specification
+        base = _absolute_or(environ.get("XDG_DATA_HOME"), home / ".local" / "share", posixpath)
+    return base / APP_FOLDER
+
+
+def _absolute_or(value: str | None, fallback: Path, flavour: Any) -> Path:
+    """``value`` as a path if it is absolute (XDG says to ignore relative ones), else ``fallback``."""
+    if value and flavour.isabs(value):
+        return Path(value)
+    return fallback
+
+
+DEFAULT_HOME = default_home()
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 ENV_PREFIX = "NOTIFY_"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
@@ -102,6 +147,23 @@ def _check_database_url(url: str | None) -> str | None:
     return url
 
 
+def _absolute(path: Path | None) -> Path | None:
+    """A relative path is taken from the working directory once, at start, and shown absolute."""
+    return path.absolute() if path is not None else None
+
+
+def _check_folder_exists(path: Path | None) -> Path | None:
+    if path is not None and not path.is_dir():
+        raise ValueError(f"{path}: no such folder (give the folder that holds your "
+                         f"sources/ and static/)")
+    return path.absolute() if path is not None else None
+
+
+def _check_base_path(path: str) -> str:
+    from .basepath import normalise_base_path
+    return normalise_base_path(path)
+
+
 def _check_file_exists(what: str) -> Callable[[Path | None], Path | None]:
     def check(path: Path | None) -> Path | None:
         if path is not None and not path.is_file():
@@ -125,15 +187,40 @@ class Settings:
         "INFO", "--loglevel", "Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.",
         short="-l", choices=LOG_LEVELS, normalise=str.upper)
     logfile: Path | None = setting(
-        PROJECT_ROOT / "log" / "notification_server.log", "--logfile",
+        DEFAULT_HOME / "log" / "notification_server.log", "--logfile",
         "Log file, rotated at 5 MB with 5 kept; an empty value logs to the console only.",
-        short="-f", shown_default="log/notification_server.log")
-    web_root: Path = setting(
-        PACKAGE_WEB_ROOT, "--web-root", "Folder holding sources/ and static/.",
-        shown_default="the pages shipped in the package")
+        short="-f", shown_default="<home>/log/notification_server.log (see Where files go)",
+        check=_absolute)
+    web_root: Path | None = setting(
+        None, "--web-root",
+        "Folder of your own pages: its sources/ and static/ are served before the shipped "
+        "ones, so a file of yours replaces the shipped file of the same name.",
+        shown_default="none (the shipped pages only)", check=_check_folder_exists)
     data_dir: Path = setting(
-        Path("data"), "--data-dir", "Folder for keys and databases, created on start.",
-        shown_default="./data")
+        DEFAULT_HOME / "data", "--data-dir",
+        "Folder for keys and databases, created on start.",
+        shown_default="<home>/data (see Where files go)", check=_absolute)
+    tls_cert: Path | None = setting(
+        None, "--tls-cert",
+        "PEM certificate (chain) file: serve HTTPS and WSS directly; needs --tls-key.",
+        shown_default="off (plain HTTP)", metavar="PEM",
+        check=_check_file_exists("give the certificate file, e.g. Let's Encrypt's "
+                                 "fullchain.pem"))
+    tls_key: Path | None = setting(
+        None, "--tls-key", "PEM private key file of --tls-cert.", shown_default="off",
+        metavar="PEM",
+        check=_check_file_exists("give the private key file, e.g. Let's Encrypt's "
+                                 "privkey.pem"))
+    base_path: str = setting(
+        "", "--base-path",
+        "URL path the server answers under behind a reverse proxy (/notify): every route, "
+        "the socket.io path and the shipped pages follow it.", shown_default="none (/)",
+        metavar="PATH", check=_check_base_path)
+    trust_proxy: int = setting(
+        0, "--trust-proxy",
+        "Reverse proxies in front of this server: the client address is read from the "
+        "X-Forwarded-For (or Forwarded) entry that many hops from the right; 0 uses the "
+        "TCP peer and ignores those headers.", minimum=0, maximum=10, metavar="HOPS")
     shutdown_timeout: float = setting(
         1.0, "--shutdown-timeout",
         "Seconds open requests get to finish when the server stops.", minimum=0)
@@ -171,6 +258,10 @@ class Settings:
         "Token for admin routes (Authorization: Bearer). Unset, the console and the alert "
         "box's routes use a token generated in <data dir>/admin_token; the other admin routes "
         "stay off.", shown_default="off")
+    metrics_public: bool = setting(
+        False, "--metrics-public",
+        "Serve GET /metrics (Prometheus) without the admin token, for a scraper on a "
+        "private network.")
     secret: str | None = setting(
         None, "--secret",
         "Secret that enables POST /emit (ws-emit's --secret), sent as \"secret\" in the "
@@ -270,6 +361,11 @@ class Settings:
         3000, "--sse-retry",
         "Milliseconds browsers wait before reconnecting a dropped SSE stream (the retry: "
         "hint).", minimum=0)
+
+    @property
+    def web_roots(self) -> list[Path]:
+        """The folders pages are served from, the user's own (--web-root) before the shipped."""
+        return [PACKAGE_WEB_ROOT] if self.web_root is None else [self.web_root, PACKAGE_WEB_ROOT]
 
 
 # -- the table, read three ways: argparse, the environment, the README --------

@@ -129,6 +129,10 @@ class MemoryHistory:
         newer = [event for event in events if parse_id(event.id)[1] > last_seen]  # type: ignore[index]
         return Missed(newer, gap=last_seen < dropped_upto)
 
+    def event_count(self) -> int:
+        """Events kept across all channels (read by /metrics at scrape time, not per event)."""
+        return sum(len(kept.events) for kept in self._channels.values())
+
     def recent(self, channel: str) -> list[Event]:
         """The events kept for ``channel``, oldest first."""
         return self.since(channel, f"{self.epoch}{ID_SEPARATOR}0").events

@@ -10,6 +10,7 @@ listening". It never loops over connections and never logs per recipient.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,6 +19,7 @@ from aiohttp import web
 from .events import Event, PushRequest
 from .history import MemoryHistory
 from .idempotency import IdempotencyCache
+from .metrics import Metrics
 from .receipts import Receipts
 
 log = logging.getLogger(__name__)
@@ -104,11 +106,14 @@ class Hub:
     """Publishes events to channels through every registered transport.
 
     :param history: assigns ids and times, and keeps recent events per channel.
+    :param metrics: the counters transports and the Hub bump (``/metrics``).
     """
 
     def __init__(self, history: MemoryHistory | None = None,
-                 idempotency: IdempotencyCache[DeliveryReport] | None = None) -> None:
+                 idempotency: IdempotencyCache[DeliveryReport] | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.history = history or MemoryHistory()
+        self.metrics = metrics or Metrics()
         self.idempotency: IdempotencyCache[DeliveryReport] = idempotency or IdempotencyCache()
         self.receipts = Receipts()
         self.transports: list[Transport] = []
@@ -126,7 +131,7 @@ class Hub:
 
     async def publish(self, channel: str, name: str, data: Any, *, push: PushRequest = False,
                       idempotency_key: str | None = None,
-                      wait_ms: int | None = None) -> DeliveryReport:
+                      wait_ms: int | None = None, way: str = "python") -> DeliveryReport:
         """Publish one event; the only way anything is delivered.
 
         ``channel`` and ``name`` must already be valid (see :mod:`.events`): the
@@ -137,7 +142,9 @@ class Hub:
         last 5 minutes returns the first report (``duplicate`` set), delivering nothing.
         ``wait_ms``: wait up to this long for listeners' receipts and report how
         many arrived (``acknowledged``).
+        ``way``: how it came in (``trigger``, ``emit``, ...), for ``/metrics`` only.
         """
+        started = time.perf_counter()
         if idempotency_key is not None:
             first = self.idempotency.get(channel, idempotency_key)
             if first is not None:
@@ -160,6 +167,7 @@ class Hub:
         for background in self.background_transports:
             report.listeners[background.name] = await self._deliver_in_background(
                 background, event)
+        self.metrics.published(way, started, report.listeners)
         log.info("published %s to %s id=%s listeners=%d",
                  name, mask(channel), event.id, report.total)
         if log.isEnabledFor(logging.DEBUG):

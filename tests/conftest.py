@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from .processes import ServerProcess
-from .services import RedisServer, drop_schema, fresh_schema
+from .services import NginxServer, RedisServer, drop_schema, fresh_schema
 from .support import (RUNNING, Page, RunningServer, Serve, connect_page, start_server,
                       test_settings)
 
@@ -104,6 +104,15 @@ async def postgres_url() -> AsyncIterator[str]:
     schema, url = await fresh_schema()
     yield url
     await drop_schema(schema)
+
+
+@pytest.fixture
+async def nginx(tmp_path) -> AsyncIterator[NginxServer]:
+    """Debian's nginx of this test's own (free port, own folder): ``await nginx.start(block)``
+    with the ``http {}`` contents; stopped after the test."""
+    server = NginxServer(tmp_path / "nginx")
+    yield server
+    await server.stop()
 
 
 @pytest.fixture

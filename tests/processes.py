@@ -35,11 +35,15 @@ class ServerProcess:
     :param flags: extra command-line flags (``--redis-url``, ...).
     :param command: what to run instead of ``python notification_server.py``.
     :param env: extra environment variables.
+    :param own_locations: pass ``--data-dir`` and ``--logfile`` inside ``folder``;
+        False leaves the server's defaults (tests of the default locations).
+    :param cwd: the working directory (default ``folder``).
     """
 
     def __init__(self, folder: Path, flags: Sequence[str] = (), *,
                  command: Sequence[str] | None = None, env: dict[str, str] | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, own_locations: bool = True,
+                 cwd: Path | None = None) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -47,6 +51,8 @@ class ServerProcess:
         self.flags = list(flags)
         self.command = list(command) if command else [sys.executable, str(SERVER_SCRIPT)]
         self.env = {**os.environ, **(env or {})}
+        self.own_locations = own_locations
+        self.cwd = cwd or folder
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,15 +65,16 @@ class ServerProcess:
         return self.process.pid
 
     def arguments(self) -> list[str]:
-        return [*self.command, "--host", "127.0.0.1", "--port", str(self.port),
-                "--data-dir", str(self.folder / "data"), "--logfile", str(self.logfile),
+        locations = (["--data-dir", str(self.folder / "data"), "--logfile", str(self.logfile)]
+                     if self.own_locations else [])
+        return [*self.command, "--host", "127.0.0.1", "--port", str(self.port), *locations,
                 *self.flags]
 
     async def start(self, *, wait: bool = True) -> None:
         """Start it; with ``wait``, until ``/heartbeat`` answers (or fail with its output)."""
         self.process = subprocess.Popen(self.arguments(), stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, env=self.env,
-                                        cwd=self.folder)
+                                        cwd=self.cwd)
         if wait:
             await self.wait_ready()
 

@@ -28,6 +28,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+async def until_listening(process: subprocess.Popen[bytes], port: int) -> bool:
+    """Wait until ``process`` accepts connections on ``port``: False if it exits first or
+    takes longer than WAIT."""
+    for _ in range(int(WAIT / 0.02)):
+        if port_open("127.0.0.1", port):
+            return True
+        if process.poll() is not None:
+            return False
+        await asyncio.sleep(0.02)
+    return False
+
+
 class RedisServer:
     """A ``redis-server`` on a free port that the test may stop, kill and restart.
 
@@ -60,12 +72,8 @@ class RedisServer:
     async def start(self) -> None:
         self.process = subprocess.Popen(self.command(), stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
-        for _ in range(int(WAIT / 0.02)):
-            if port_open("127.0.0.1", self.port):
-                return
-            if self.process.poll() is not None:
-                break
-            await asyncio.sleep(0.02)
+        if await until_listening(self.process, self.port):
+            return
         raise AssertionError(f"redis-server did not start on port {self.port}; see "
                              f"{self.folder / 'redis.log'}")
 
@@ -119,3 +127,68 @@ async def drop_schema(schema: str) -> None:
         await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await connection.close()
+
+
+class NginxServer:
+    """Debian's nginx on a free port, with its own configuration, pid, logs and temp folders.
+
+    ``master_process off`` keeps it one process running as this user (nothing
+    to drop privileges to, one PID to stop); ``-e`` points its early error log
+    into the folder too, so it never touches /var/log/nginx.
+
+    :param folder: holds ``nginx.conf``, the logs and the temp folders.
+    """
+
+    TEMP_FOLDERS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+    def __init__(self, folder: Path) -> None:
+        executable = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+        require(executable is not None, "nginx is not installed (apt-get install -y nginx)")
+        self.executable = executable
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def error_log(self) -> Path:
+        return self.folder / "error.log"
+
+    def configuration(self, http_block: str) -> str:
+        """A whole nginx.conf around ``http_block`` (which listens on ``self.port``)."""
+        folder = self.folder
+        temp = "\n".join(f"    {name}_temp_path {folder / name};" for name in self.TEMP_FOLDERS)
+        return (f"daemon off;\nmaster_process off;\nworker_processes 1;\n"
+                f"pid {folder / 'nginx.pid'};\nerror_log {self.error_log} info;\n"
+                f"events {{ worker_connections 256; }}\n"
+                f"http {{\n    access_log {folder / 'access.log'};\n{temp}\n"
+                f"{http_block}\n}}\n")
+
+    async def start(self, http_block: str) -> None:
+        conf = self.folder / "nginx.conf"
+        conf.write_text(self.configuration(http_block))
+        for name in self.TEMP_FOLDERS:
+            (self.folder / name).mkdir(exist_ok=True)
+        self.process = subprocess.Popen(
+            [self.executable, "-p", str(self.folder), "-c", str(conf), "-e", str(self.error_log)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        if await until_listening(self.process, self.port):
+            return
+        log = self.error_log.read_text() if self.error_log.exists() else ""
+        raise AssertionError(f"nginx did not start on port {self.port}:\n{log}")
+
+    async def stop(self) -> None:
+        """SIGQUIT: nginx's graceful shutdown, then SIGKILL if it is still there."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGQUIT)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, process.wait, WAIT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.get_running_loop().run_in_executor(None, process.wait, WAIT)

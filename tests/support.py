@@ -13,10 +13,12 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
+import aiohttp
 import pytest
 import socketio
 from aiohttp import web
 
+from notification_service import tls
 from notification_service.app import create_app
 from notification_service.config import PROJECT_ROOT, Settings
 from notification_service.hub import HUB_KEY, Hub
@@ -92,10 +94,11 @@ async def start_server(settings: Settings) -> RunningServer:
     app = create_app(settings)
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", settings.port)
+    site = web.TCPSite(runner, "127.0.0.1", settings.port,
+                       ssl_context=tls.server_context(settings))
     await site.start()
     port = runner.addresses[0][1]
-    running = RunningServer(app, runner, f"http://127.0.0.1:{port}", settings)
+    running = RunningServer(app, runner, f"{tls.scheme(settings)}://127.0.0.1:{port}", settings)
     RUNNING.append(running)
     return running
 
@@ -146,12 +149,16 @@ class Page:
 
 async def connect_page(url: str, *, query: str = "", auth: Any = None,
                        transports: list[str] | None = None,
-                       confirm_receipts: bool = False) -> Page:
-    client = socketio.AsyncClient(reconnection=False)
+                       confirm_receipts: bool = False, socketio_path: str = "socket.io",
+                       http_session: aiohttp.ClientSession | None = None) -> Page:
+    """``socketio_path``: ``<base>/socket.io`` under --base-path; ``http_session``: one
+    whose connector trusts a test certificate (wss://)."""
+    client = socketio.AsyncClient(reconnection=False, http_session=http_session)
     page = Page(client, confirm_receipts=confirm_receipts)
     client.on("*", page._record)
     await client.connect(url + (f"?{query}" if query else ""), auth=auth,
-                         transports=transports or ["websocket"], wait_timeout=WAIT)
+                         transports=transports or ["websocket"], wait_timeout=WAIT,
+                         socketio_path=socketio_path)
     return page
 
 

@@ -6,7 +6,9 @@ import os
 import sys
 
 import pytest
+from yarl import URL
 
+from notification_service.config import PACKAGE_WEB_ROOT, settings_from_args
 from notification_service.static import CONTENT_TYPES
 
 from .support import raw_get
@@ -84,7 +86,10 @@ async def test_folder_serves_its_index(site, http):
         assert "media index" in await response.text()
     async with http.get(f"{site.url}/sources/media", allow_redirects=False) as response:
         assert response.status == 301
-        assert response.headers["Location"].endswith("/sources/media/")
+        # Relative, so it stays right under --base-path and behind a proxy's prefix.
+        assert response.headers["Location"] == "./media/"
+        assert str(response.url.join(URL(response.headers["Location"]))).endswith(
+            "/sources/media/")
     async with http.get(f"{site.url}/sources/noindex/") as response:
         assert response.status == 404
         assert (await response.json())["code"] == 40401
@@ -137,3 +142,28 @@ async def test_symlinks_pointing_out_are_refused_and_inside_are_served(site, htt
         assert response.status == 404
     async with http.get(f"{site.url}/sources/link-in.txt") as response:
         assert response.status == 200
+
+
+async def test_web_root_adds_your_pages_before_the_shipped_ones(serve, http, tmp_path):
+    mine = tmp_path / "mine"
+    (mine / "sources").mkdir(parents=True)
+    (mine / "sources" / "alert.html").write_text("<p>my own alert</p>")
+    (mine / "sources" / "mine.html").write_text("<p>only mine</p>")
+    server = await serve(web_root=mine)
+    async with http.get(f"{server.url}/sources/alert.html") as response:
+        assert await response.text() == "<p>my own alert</p>"  # yours replaces ours
+    async with http.get(f"{server.url}/sources/mine.html") as response:
+        assert await response.text() == "<p>only mine</p>"
+    shipped = {"/sources/example.html": "sources/example.html",
+               "/sources/": "sources/index.html",  # your sources/ has no index.html
+               "/static/notificationservice.js": "static/notificationservice.js"}
+    for path, file in shipped.items():
+        async with http.get(server.url + path) as response:
+            assert response.status == 200, path
+            assert await response.read() == (PACKAGE_WEB_ROOT / file).read_bytes(), path
+
+
+def test_web_root_must_be_a_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        settings_from_args(["--web-root", str(tmp_path / "typo")])
+    assert "no such folder" in capsys.readouterr().err

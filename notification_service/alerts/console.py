@@ -16,6 +16,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -69,21 +70,24 @@ def load_or_create(path: Path) -> str:
     return token
 
 
-def console_link(settings: Settings, access: ConsoleAccess, port: int | None = None) -> str:
-    """What the CLI prints: the console's address, with the token when it was generated."""
-    host = settings.host
+def console_link(start_url: str, access: ConsoleAccess) -> str:
+    """What the CLI prints: the console under the server's address (and base path), with the
+    token when it was generated. ``start_url`` is what the server listens on, ending in /."""
+    parts = urlsplit(start_url)
+    host, _, port = parts.netloc.rpartition(":")  # the netloc may be an unbracketed "::"
+    host = host.strip("[]")
     if host in ("", "0.0.0.0", "::"):  # every interface: this machine is one of them
         host = "127.0.0.1"
-    if ":" in host and not host.startswith("["):
+    if ":" in host:
         host = f"[{host}]"
-    url = f"http://{host}:{port or settings.port}/console/"
+    url = parts._replace(netloc=f"{host}:{port}").geturl() + "console/"
     if access.file is not None:
         return f"{url}#token={access.token}"
     return url
 
 
-def banner(settings: Settings, access: ConsoleAccess, port: int | None = None) -> str:
-    link = console_link(settings, access, port)
+def banner(start_url: str, access: ConsoleAccess) -> str:
+    link = console_link(start_url, access)
     if access.file is None:
         return f"Console: {link} (sign in with your --admin-token)"
     return f"Console: {link}  (the token is kept in {access.file})"

@@ -22,7 +22,8 @@ from ..errors import (ALERT_ACTION_INVALID, ALERT_DESIGNS_TOO_LARGE, ALERT_NOT_F
 from ..events import validate_code, validate_event_name
 from ..hub import HUB_KEY, mask
 from ..producers.body import parse_json, read_body
-from ..static import serve_file
+from ..basepath import relative_location
+from ..static import StaticFolder, serve_file
 from .box import BOX_KEY, AlertBox
 from .console import CONSOLE_KEY
 from .designs import MAX_CONFIG_BYTES, SAMPLE_DATA, modes_of, validate_config
@@ -232,14 +233,15 @@ async def list_codes(request: web.Request) -> web.Response:
 # -- the console page -------------------------------------------------------------------
 
 async def console_page(request: web.Request) -> web.StreamResponse:
-    page = _box(request).settings.web_root / "sources" / "console.html"
-    if not page.is_file():
-        raise NOT_FOUND(f"{page} is missing: reinstall the server, or fix --web-root.")
-    return serve_file(page)
+    """sources/console.html, yours first (--web-root), at console/ (one folder deep, like
+    sources/, so the page's ../static/ URLs hold)."""
+    pages = StaticFolder([root / "sources" for root in _box(request).settings.web_roots],
+                         "/sources")
+    return pages.serve(request, "console.html")
 
 
-async def console_folder(_request: web.Request) -> web.StreamResponse:
-    raise web.HTTPFound("console/")  # relative: works under any base path
+async def console_folder(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(relative_location("console/", request))  # right under any base path
 
 
 def add_routes(app: web.Application) -> None:

@@ -50,8 +50,12 @@ def _merge(into: dict[str, Any], entries: dict[str, Any], source: str, where: st
         into[key] = value
 
 
-def add_routes(app: web.Application) -> None:
-    body = jsoncodec.dumps_bytes(load_spec())
+def add_routes(app: web.Application, base_path: str = "") -> None:
+    """``GET /openapi.json``; under ``--base-path`` the document names it as its server."""
+    spec = load_spec()
+    if base_path:
+        spec["servers"] = [{"url": base_path}]
+    body = jsoncodec.dumps_bytes(spec)
 
     async def openapi_json(_request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="application/json")

@@ -31,7 +31,7 @@ async def broadcast(request: web.Request) -> web.Response:
     data = parse_json(raw, "body of POST /broadcast")
     report = await request.app[HUB_KEY].publish(
         channel, event, data, push=query_flag(request, "push"),
-        idempotency_key=idempotency_key(request), wait_ms=wait_ms(request))
+        idempotency_key=idempotency_key(request), wait_ms=wait_ms(request), way="broadcast")
     return jsoncodec.response(report.to_dict())
 
 

@@ -53,7 +53,7 @@ async def emit(request: web.Request) -> web.Response:
     report = await request.app[HUB_KEY].publish(
         room, event, data, push=push,
         idempotency_key=idempotency_key(request, body.get("idempotency_key")),
-        wait_ms=wait_ms(request, body.get("wait")))
+        wait_ms=wait_ms(request, body.get("wait")), way="emit")
     return jsoncodec.response(report.to_dict())
 
 

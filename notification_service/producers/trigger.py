@@ -90,7 +90,8 @@ async def publish_query(request: web.Request) -> DeliveryReport:
     name = trigger_event_name(data["event"])
     return await request.app[HUB_KEY].publish(
         code, name, data, push=query_flag(request, "push"),
-        idempotency_key=idempotency_key(request), wait_ms=wait_ms(request, strict=False))
+        idempotency_key=idempotency_key(request), wait_ms=wait_ms(request, strict=False),
+        way="trigger")
 
 
 def seed_answer(report: DeliveryReport) -> dict[str, object]:

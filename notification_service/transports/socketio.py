@@ -28,6 +28,7 @@ from ..events import Event, validate_channel, validate_code
 from ..history import GAP_EVENT, gap_notice
 from ..hub import Hub, mask
 from ..identity import JwtVerifier
+from ..proxies import client_address
 from ..registry import ConnectionInfo, ConnectionRegistry
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,7 @@ class SocketIOTransport:
         replayed = 0
         if socket is not None and last_event_id is not None:
             missed = self.hub.history.since(channel, last_event_id)
+            self.hub.metrics.resumed(missed.gap)
             if missed.gap:
                 notice = gap_notice(channel, last_event_id, len(missed.events))
                 socket.queue.put_nowait(engineio_packet.Packet(
@@ -234,7 +236,7 @@ class SocketIOTransport:
             await self.sio.disconnect(sid)
             return False
         info = ConnectionInfo(sid, identity, self.name,
-                              environ["aiohttp.request"].remote or "")
+                              client_address(environ["aiohttp.request"]))
         self._identified[sid] = info
         self.registry.add(info)
         if self._gone(sid):  # it left while we verified
@@ -384,7 +386,7 @@ class SocketIOTransport:
     def _peer(self, sid: str) -> str:
         environ = self.sio.get_environ(sid) or {}
         request = environ.get("aiohttp.request")
-        return str(request.remote) if request is not None else "?"
+        return client_address(request) if request is not None else "?"
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         """Close every connection at once so pages reconnect to the next process.

@@ -29,6 +29,7 @@ from ..events import Event, validate_channel, validate_code
 from ..history import GAP_EVENT, event_sequence, gap_notice
 from ..hub import Hub, mask
 from ..identity import JwtVerifier
+from ..proxies import client_address
 from ..registry import ConnectionInfo, ConnectionRegistry
 from ..tokens import presented_token
 
@@ -199,6 +200,9 @@ class SSETransport:
     def listener_count(self, channel: str) -> int:
         return len(self._channels.get(channel, ()))
 
+    def connection_count(self) -> int:
+        return len(self._open)
+
     def deliver(self, event: Event) -> int:
         """Encode ``event`` once and queue it on each of its channel's streams (no await)."""
         listeners = self._channels.get(event.channel)
@@ -263,6 +267,7 @@ class SSETransport:
                 notices.append(encode_gap(channel, last_event_id, len(missed.events)))
             events += missed.events
         events.sort(key=event_sequence)
+        self.hub.metrics.resumed(bool(notices))
         return notices + [encode_event(event) for event in events]
 
     def _channels_for(self, request: web.Request, identity: Identity | None) -> list[str]:
@@ -305,7 +310,7 @@ class SSETransport:
             self._channels.setdefault(channel, set()).add(connection)
         if connection.identity is not None:
             connection.info = ConnectionInfo(connection.id, connection.identity, self.name,
-                                             request.remote or "")
+                                             client_address(request))
             self.registry.add(connection.info)
         log.debug("sse %s opened on %s", connection.id,
                   ", ".join(mask(channel) for channel in connection.channels))
@@ -330,6 +335,7 @@ class SSETransport:
                     connection.max_bytes,
                     ", ".join(mask(channel) for channel in connection.channels))
         connection.close("too slow")
+        self.hub.metrics.slow_consumer_disconnect(self.name)
         self._remove(connection)
         connection.abort()
 

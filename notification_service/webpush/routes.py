@@ -177,7 +177,8 @@ async def notify(request: web.Request) -> web.Response:
         raise WEBPUSH_PAYLOAD_TOO_LARGE(str(error)) from None
     except ValueError as error:
         raise INVALID_NOTIFICATION(str(error)) from None
-    report = await request.app[HUB_KEY].publish(channel, NOTIFICATION_EVENT, message, push=options)
+    report = await request.app[HUB_KEY].publish(channel, NOTIFICATION_EVENT, message, push=options,
+                                                way="webpush")
     queued = report.listeners.get(webpush.transport.name, 0)
     answer: dict[str, Any] = {"id": report.event.id, "queued": queued,
                               "listeners": report.total - queued}

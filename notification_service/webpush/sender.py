@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 import aiohttp
 from py_vapid import Vapid02
 
+from ..metrics import Metrics
 from . import crypto
 from .endpoints import EndpointPolicy, EndpointRefused, origin
 from .store import Outcomes, Subscription, SubscriptionStore
@@ -161,14 +162,16 @@ class WebPushSender:
     :param crypto_executor: a process pool for encryption; used for fan-outs of
         ``crypto_batch`` subscriptions or more, so a large fan-out uses every
         core and the event loop keeps serving requests.
+    :param metrics: counts the push services' answers by status class (``/metrics``).
     """
 
     def __init__(self, vapid_headers: VapidHeaders, policy: EndpointPolicy,
                  store: SubscriptionStore | None = None, *, concurrency: int = 64,
                  timeout: float = 10.0, max_retries: int = 3, retry_base_delay: float = 1.0,
                  max_retry_delay: float = 60.0, crypto_executor: Executor | None = None,
-                 crypto_batch: int = 256) -> None:
+                 crypto_batch: int = 256, metrics: Metrics | None = None) -> None:
         self.vapid_headers = vapid_headers
+        self.metrics = metrics or Metrics()
         self._policy = policy
         self.store = store
         self.concurrency = concurrency
@@ -348,9 +351,11 @@ class WebPushSender:
                     await answer.read()
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as error:
                 log.debug("push to %s failed: %r", audience, error)
+                self.metrics.webpush_answer(None)
                 report.failed += 1
                 outcomes.failed.append(endpoint)
                 return
+            self.metrics.webpush_answer(status)
             if 200 <= status < 300:
                 report.sent += 1
                 outcomes.succeeded.append(endpoint)

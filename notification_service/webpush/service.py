@@ -65,7 +65,7 @@ def install(app: web.Application, settings: Settings, hub: Hub) -> WebPush:
         VapidHeaders(vapid, subject), policy, store,
         concurrency=settings.webpush_concurrency, timeout=settings.webpush_timeout,
         max_retries=settings.webpush_retries, retry_base_delay=settings.webpush_retry_base_delay,
-        max_retry_delay=settings.webpush_max_retry_delay)
+        max_retry_delay=settings.webpush_max_retry_delay, metrics=hub.metrics)
     transport = WebPushTransport(store, sender)
     hub.add_background_transport(transport)
     public_key = keys.application_server_key(vapid)

@@ -503,7 +503,7 @@
     var token = state.publishToken ? "&token=YOUR_PUBLISH_TOKEN" : "";
     var trigger = base + "notify?code=" + encodeURIComponent(state.code) + "&event=" + encodeURIComponent(name);
     var snippets = [
-      ["curl (Linux, macOS, Windows 10+)", 'curl "' + trigger + "&user=bob" + token + '"'],
+      ["curl (on Windows: curl.exe)", 'curl "' + trigger + "&user=bob" + token + '"'],
       ["PowerShell", 'Invoke-RestMethod "' + trigger + "&user=bob" + token + '"'],
       ["Streamer.bot: Core → Network → Fetch URL", trigger + "&" + fieldsFor.streamerbot + token],
       ["Firebot: HTTP Request effect (GET)", trigger + "&" + fieldsFor.firebot + token],

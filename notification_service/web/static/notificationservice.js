@@ -1,12 +1,15 @@
 /*!
  * notificationservice.js: connect a page to Browser Notification Service.
  *
- * Include after the socket.io client (served locally, no internet needed):
- *   <script src="/static/socket.io.min.js"></script>
- *   <script src="/static/notificationservice.js"></script>
+ * Include after the socket.io client (served locally, no internet needed),
+ * from a page in sources/ with URLs relative to the page:
+ *   <script src="../static/socket.io.min.js"></script>
+ *   <script src="../static/notificationservice.js"></script>
  *
- * It reads `code` from the page URL (?code=1234), connects to the page's own
- * origin, registers the code, and reconnects and re-registers by itself.
+ * It reads `code` from the page URL (?code=1234), connects to the server this
+ * script was loaded from (under its --base-path too: the script sits at
+ * <base>/static/, so <base>/socket.io/ is the socket.io path), registers the
+ * code, and reconnects and re-registers by itself.
  * The global `socket` is kept so existing pages' socket.on('EVENT', fn) work.
  *
  * It remembers the id of the last event per code (localStorage, which survives
@@ -15,6 +18,8 @@
  * socket.on('FOLLOW', (data, meta) => ...) with meta = {id, channel, time, replayed}.
  *
  * Options, set before this script loads:
+ *   window.NotificationServiceOptions = { server: 'https://host/notify/' }
+ *     the server's base URL, when this script is not loaded from it.
  *   window.NotificationServiceOptions = { autoSeen: false }
  *     the page calls NotificationService.seen(meta.id) itself once an event has
  *     really been shown (an overlay that queues alerts), so a reload replays the
@@ -45,18 +50,35 @@
  *   code                   the code in use (null when the URL has none)
  *   status                 the current status
  *   socket                 the socket.io socket (same as the global `socket`)
+ *   base                   the server's base URL (ends with /), e.g. https://host/notify/
  */
-(function (global) {
+/*
+ * The server's base URL, ending with "/": `server` if given, else the folder
+ * above the one this script was loaded from (it is served at <base>/static/).
+ * Shared by both parts of this file; the script's URL is only known while it
+ * runs for the first time (document.currentScript).
+ */
+var notificationServiceBase = (function (script) {
+  var here = script && script.src ? script.src : window.location.href;
+  return function serverBase(server) {
+    if (server) return new URL(String(server).replace(/\/?$/, "/"), window.location.href);
+    return new URL("../", here);
+  };
+})(document.currentScript);
+
+(function (global, serverBase) {
   "use strict";
 
   var params = new URLSearchParams(global.location.search);
   var options = global.NotificationServiceOptions || {};
+  var base = serverBase(options.server);
   var statusListeners = [];
   var service = {
     code: params.get("code"),
     status: "connecting",
     socket: null,
     autoSeen: options.autoSeen !== false,
+    base: base.href,
     lastReceivedId: null,  // sent when reconnecting: everything after it is missing
   };
 
@@ -79,13 +101,14 @@
   }
 
   if (typeof global.io !== "function") {
-    console.error("notificationservice.js: load /static/socket.io.min.js first");
+    console.error("notificationservice.js: load ../static/socket.io.min.js first");
     return;
   }
 
   // auth is a function so every reconnection sends the code in use at that time:
   // the server registers the page as part of the connection, no race with events.
-  var socket = global.io({
+  var socket = global.io(base.origin, {
+    path: base.pathname + "socket.io/",
     auth: function (send) {
       var auth = {};
       if (service.code) auth.code = service.code;
@@ -221,7 +244,7 @@
   };
 
   global.NotificationService = service;
-})(window);
+})(window, notificationServiceBase);
 
 /*
  * notificationservice-push.js: Web Push for pages of the Browser Notification
@@ -229,16 +252,19 @@
  * and POSTs the subscription with an optional id, group and channels, so the
  * server can push to this browser even when the page is closed.
  *
+ * Every URL is relative to the server's base (see serverBase above), so it
+ * works under a reverse proxy's sub-path; the worker's scope is <base>/static/.
+ *
  *   await NotificationServicePush.subscribe({ channels: ['1234'] });
  *   await NotificationServicePush.subscribe({ id: 'alice', group: 'staff' });
  *   await NotificationServicePush.unsubscribe();
  *
  * Works without a socket.io connection; also reachable as NotificationService.push.
  */
-(function (global) {
+(function (global, serverBase) {
   'use strict';
 
-  const WORKER = '/static/push-sw.js';
+  const WORKER = 'static/push-sw.js';
 
   function urlBase64ToUint8Array(base64) {
     const padded = (base64 + '='.repeat((4 - (base64.length % 4)) % 4))
@@ -257,18 +283,18 @@
     return 'serviceWorker' in navigator && 'PushManager' in global && 'Notification' in global;
   }
 
-  async function api(server, path, options) {
-    const response = await fetch(server + path, options);
+  async function api(base, path, options) {
+    const response = await fetch(new URL(path, base), options);
     const answer = await response.json().catch(() => ({}));
     if (!response.ok) throw new Error(answer.error || `HTTP ${response.status} from ${path}`);
     return answer;
   }
 
-  // The worker's scope is /static/, so pages elsewhere are not controlled by it
-  // and navigator.serviceWorker.ready would never resolve: wait for this
+  // The worker's scope is <base>/static/, so pages elsewhere are not controlled by
+  // it and navigator.serviceWorker.ready would never resolve: wait for this
   // registration's worker to activate instead (push needs no control of pages).
-  async function registration(server) {
-    const reg = await navigator.serviceWorker.register(server + WORKER);
+  async function registration(base) {
+    const reg = await navigator.serviceWorker.register(new URL(WORKER, base));
     const worker = reg.installing || reg.waiting || reg.active;
     if (worker && worker.state !== 'activated') {
       await new Promise((resolve) => {
@@ -282,16 +308,17 @@
 
   /**
    * Ask permission, subscribe and register with the server.
-   * options: {id, group, channels: [...], secret, server: 'https://host' (default: this origin)}
+   * options: {id, group, channels: [...], secret,
+   *           server: 'https://host/notify/' (default: where this script came from)}
    * Resolves to {subscription, answer} where answer is the server's JSON.
    */
   async function subscribe(options = {}) {
     if (!supported()) throw new Error('This browser cannot receive Web Push notifications.');
-    const server = options.server || '';
+    const base = serverBase(options.server);
     const permission = await Notification.requestPermission();
     if (permission !== 'granted') throw new Error(`Notifications are not allowed (${permission}).`);
-    const { publicKey } = await api(server, '/webpush/public-key');
-    const reg = await registration(server);
+    const { publicKey } = await api(base, 'webpush/public-key');
+    const reg = await registration(base);
     let subscription = await reg.pushManager.getSubscription();
     if (subscription && !sameKey(subscription.options.applicationServerKey, publicKey)) {
       await subscription.unsubscribe(); // made for another key: the server rotated it
@@ -307,7 +334,7 @@
     for (const key of ['id', 'group', 'channels', 'secret']) {
       if (options[key] !== undefined) body[key] = options[key];
     }
-    const answer = await api(server, '/webpush/subscriptions', {
+    const answer = await api(base, 'webpush/subscriptions', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(body),
@@ -318,11 +345,11 @@
   /** Forget this browser's subscription on the server and in the browser. */
   async function unsubscribe(options = {}) {
     if (!supported()) return false;
-    const server = options.server || '';
-    const reg = await navigator.serviceWorker.getRegistration(server + WORKER);
+    const base = serverBase(options.server);
+    const reg = await navigator.serviceWorker.getRegistration(new URL(WORKER, base));
     const subscription = reg && await reg.pushManager.getSubscription();
     if (!subscription) return false;
-    await fetch(server + '/webpush/subscriptions', {
+    await fetch(new URL('webpush/subscriptions', base), {
       method: 'DELETE',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ endpoint: subscription.endpoint }),
@@ -339,8 +366,9 @@
   }
 
   global.NotificationServicePush = {
-    subscribe, unsubscribe, onPush, supported, urlBase64ToUint8Array, registration,
+    subscribe, unsubscribe, onPush, supported, urlBase64ToUint8Array,
+    registration: (server) => registration(serverBase(server)),
   };
-})(window);
+})(window, notificationServiceBase);
 
 if (window.NotificationService) window.NotificationService.push = window.NotificationServicePush;

@@ -11,6 +11,9 @@
 'use strict';
 
 const DEFAULT_TITLE = 'Notification';
+// This worker is served at <base>/static/push-sw.js: every URL it uses is relative
+// to the server's base, so it works under a reverse proxy's sub-path.
+const BASE = new URL('../', self.location.href);
 
 self.addEventListener('install', () => self.skipWaiting());
 self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
@@ -48,7 +51,7 @@ self.addEventListener('push', (event) => {
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
   const data = event.notification.data || {};
-  const target = new URL(data.url || '/', self.location.origin);
+  const target = new URL(data.url || '', BASE);
   if (target.protocol !== 'https:' && target.protocol !== 'http:') return;
   event.waitUntil((async () => {
     const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
@@ -70,7 +73,7 @@ self.addEventListener('pushsubscriptionchange', (event) => {
   event.waitUntil((async () => {
     let subscription = event.newSubscription;
     if (!subscription) {
-      const answer = await fetch(new URL('/webpush/public-key', self.location.origin));
+      const answer = await fetch(new URL('webpush/public-key', BASE));
       const { publicKey } = await answer.json();
       subscription = await self.registration.pushManager.subscribe({
         userVisibleOnly: true,
@@ -79,7 +82,7 @@ self.addEventListener('pushsubscriptionchange', (event) => {
     }
     const body = subscription.toJSON();
     if (event.oldSubscription) body.replaces = event.oldSubscription.endpoint;
-    await fetch(new URL('/webpush/subscriptions', self.location.origin), {
+    await fetch(new URL('webpush/subscriptions', BASE), {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify(body),
