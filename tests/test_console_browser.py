@@ -16,7 +16,7 @@ from .test_browser_alert import SCENE, open_overlay
 
 pytestmark = pytest.mark.browser
 
-async def offline_console(browser, server, *, token: str | None = None):
+async def offline_console(browser, server, *, token: str | None = None, base: str = ""):
     """The console with every request to anywhere but the server refused."""
     context = await browser.new_context(viewport={"width": 1440, "height": 1000})
     outside: list[str] = []
@@ -33,7 +33,7 @@ async def offline_console(browser, server, *, token: str | None = None):
     page.on("pageerror", lambda error: problems.append(str(error)))
     page.on("console", lambda message: message.type == "error" and problems.append(message.text))
     token = token or server.app[CONSOLE_KEY].token
-    await page.goto(f"{server.url}/#token={token}")  # "/" leads to the console
+    await page.goto(f"{server.url}{base}/#token={token}")  # "/" leads to the console
     await page.wait_for_selector("#app:not([hidden])")
     return context, page, outside, problems
 
@@ -135,6 +135,33 @@ async def test_the_console_asks_for_a_token_and_refuses_a_wrong_one(server, brow
     await page.fill("#token-input", server.app[CONSOLE_KEY].token)
     await page.click("#sign-in-form button")
     await page.wait_for_selector("#app:not([hidden])")
+
+
+async def test_console_and_overlay_under_a_base_path(serve, browser, http, tmp_path):
+    server = await serve(base_path="/live")
+    context, console, outside, problems = await offline_console(browser, server, base="/live")
+    assert console.url == f"{server.url}/live/console/"
+    await console.fill("#add-code-input", "based")
+    await console.click("#add-code-form button")
+    gif = tmp_path / "star.gif"
+    gif.write_bytes(animated_gif(size=48, frames=2))
+    await console.select_option("#design-event", "FOLLOW")
+    await console.set_input_files("#upload-image", str(gif))
+    await console.wait_for_function(
+        "document.querySelector('#designer [data-key=\"image\"]').value.startsWith('media/')")
+    await console.click("#save")
+    await console.wait_for_function("document.getElementById('save-state').textContent"
+                                    ".startsWith('Saved')")
+    overlay = await context.new_page()
+    await overlay.goto(f"{server.url}/live/sources/alert.html?code=based")
+    await overlay.wait_for_function("document.documentElement.dataset.queue === 'ready'")
+    await console.click('#test-buttons button[data-event="FOLLOW"]')
+    await overlay.wait_for_function("document.querySelector('.alert img.media') "
+                                    "&& document.querySelector('.alert img.media').naturalWidth === 48")
+    assert (await overlay.evaluate("document.querySelector('.alert img.media').src")).startswith(
+        f"{server.url}/live/media/")
+    assert outside == [] and problems == []
+    await context.close()
 
 
 def _artifact(name: str):

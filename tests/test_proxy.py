@@ -39,7 +39,7 @@ async def test_shipped_pages_work_behind_nginx_under_a_sub_path(server, nginx, b
     socketio_page.on("websocket", lambda socket: requested.append(
         socket.url.replace("ws://", "http://", 1)))
     await socketio_page.goto(nginx.url + BASE)  # the base, then relative redirects
-    assert socketio_page.url == front + "/sources/"
+    assert socketio_page.url == front + "/console/"  # "/" leads to the console
     await socketio_page.goto(front + "/sources/example.html?code=proxy1234")
     await socketio_page.wait_for_function("NotificationService.status === 'registered'",
                                           timeout=WAIT * 1000)
