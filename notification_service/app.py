@@ -9,6 +9,7 @@ from aiohttp import web
 
 from . import cors, guards, http_limits, operations, registry, spaces
 from .access import ACCESS_KEY, ChannelAccess
+from .alerts import box as alert_box
 from .basepath import mount, relative_location
 from .config import PACKAGE_WEB_ROOT, SETTINGS_KEY, Settings
 from .errors import error_middleware
@@ -80,6 +81,7 @@ def create_app(settings: Settings) -> web.Application:
     socketio_transport.use_identities(verifier, connections)
     socketio_transport.attach(app)
     app[SOCKETIO_KEY] = socketio_transport
+    alert_box.install(app, settings, hub, socketio_transport)
     metrics.watch_connections("socketio", lambda: len(socketio_transport.sio.eio.sockets))
 
     webpush = webpush_service.install(app, settings, hub)
@@ -109,8 +111,7 @@ def create_app(settings: Settings) -> web.Application:
 
 
 def _add_static_routes(app: web.Application, settings: Settings) -> None:
-    roots = [PACKAGE_WEB_ROOT] if settings.web_root is None else [settings.web_root,
-                                                                  PACKAGE_WEB_ROOT]
+    roots = settings.web_roots
     StaticFolder([root / "sources" for root in roots], "/sources",
                  shipped=PACKAGE_WEB_ROOT).add_routes(app, "sources")
     static = StaticFolder([root / "static" for root in roots], "/static",
@@ -122,7 +123,7 @@ def _add_static_routes(app: web.Application, settings: Settings) -> None:
 
     async def index(request: web.Request) -> web.StreamResponse:
         # Relative: right under --base-path and behind a proxy that strips a prefix.
-        raise web.HTTPFound(relative_location("sources/", request))
+        raise web.HTTPFound(relative_location("console/", request))
 
     app.router.add_get("/favicon.ico", favicon, name="favicon")
     app.router.add_get("/", index, name="index")

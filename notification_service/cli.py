@@ -21,6 +21,7 @@ from typing import Sequence
 from aiohttp import web
 
 from . import tls
+from .alerts.console import CONSOLE_KEY, banner
 from .app import create_app
 from .config import Settings, settings_from_args, startup_warnings
 from .errors import StartupError
@@ -105,6 +106,7 @@ async def serve(settings: Settings, app: web.Application) -> None:
             log.warning("%s", warning)
         port = runner.addresses[0][1] if runner.addresses else settings.port
         log.info("listening on %s; %s", start_url(settings, port), locations(settings))
+        print(banner(start_url(settings, port), app[CONSOLE_KEY]), flush=True)  # never the log
         await until_stopped()
     finally:
         await runner.cleanup()

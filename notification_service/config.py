@@ -305,8 +305,10 @@ class Settings:
         "Token every publisher must send (Authorization: Bearer, or &token= on trigger "
         "URLs); set it whenever other machines can reach the server.", shown_default="off")
     admin_token: str | None = setting(
-        None, "--admin-token", "Token for admin routes (Authorization: Bearer).",
-        shown_default="off")
+        None, "--admin-token",
+        "Token for admin routes (Authorization: Bearer). Unset, the console and the alert "
+        "box's routes use a token generated in <data dir>/admin_token; the other admin routes "
+        "stay off.", shown_default="off")
     metrics_public: bool = setting(
         False, "--metrics-public",
         "Serve GET /metrics (Prometheus) without the admin token, for a scraper on a "
@@ -341,6 +343,22 @@ class Settings:
         [], "--cors-origin",
         "Origin (scheme://host:port) whose pages may use socket.io and the HTTP API; "
         "repeatable, '*' for any.", shown_default="same origin only", metavar="ORIGIN")
+    # -- the alert box: designs, media, the console ----------------------------
+    alert_designs: Path | None = setting(
+        None, "--alert-designs",
+        "JSON file of alert designs read at start: one configuration (as GET "
+        "/codes/{code}/alerts answers) for every code without its own, or {\"codes\": "
+        "{\"<code>\": ...}}; codes named in it replace their stored designs.",
+        shown_default="off", metavar="JSON",
+        check=_check_file_exists("give the JSON file of alert designs to load"))
+    alert_media_max_bytes: int = setting(
+        16 * MiB, "--alert-media-max-bytes",
+        "Largest file the console may upload for alerts (images, GIFs, videos, sounds), in "
+        "bytes.", shown_default="16 MiB", minimum=1)
+    alert_media_total_bytes: int = setting(
+        512 * MiB, "--alert-media-total-bytes",
+        "Uploaded alert media kept at most, in bytes, across all codes (507 past it).",
+        shown_default="512 MiB", minimum=0)
     # -- Web Push ----------------------------------------------------------
     vapid_subject: str | None = setting(
         None, "--vapid-subject",
@@ -420,6 +438,11 @@ class Settings:
         3000, "--sse-retry",
         "Milliseconds browsers wait before reconnecting a dropped SSE stream (the retry: "
         "hint).", minimum=0)
+
+    @property
+    def web_roots(self) -> list[Path]:
+        """The folders pages are served from, the user's own (--web-root) before the shipped."""
+        return [PACKAGE_WEB_ROOT] if self.web_root is None else [self.web_root, PACKAGE_WEB_ROOT]
 
 
 # -- the table, read three ways: argparse, the environment, the README --------

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .config import SETTINGS_KEY
 from .errors import ORIGIN_REFUSED, Handler, json_error
 
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
@@ -20,6 +21,11 @@ DEFAULT_ALLOWED_HEADERS = "Authorization, Content-Type, Last-Event-ID"
 PREFLIGHT_MAX_AGE = "600"
 SOCKETIO_PREFIX = "/socket.io"
 ALLOWED_ORIGIN = web.RequestKey("cors_allowed_origin", str)  # set for allowed cross-origin requests
+
+
+def is_socketio(request: web.Request) -> bool:
+    """A request of python-engineio's, which checks origins and reads bodies itself."""
+    return request.path.startswith(request.app[SETTINGS_KEY].base_path + SOCKETIO_PREFIX)
 
 
 def socketio_origins(origins: list[str]) -> list[str] | str | None:
@@ -44,7 +50,7 @@ def middleware(origins: list[str]):  # type: ignore[no-untyped-def]
     @web.middleware
     async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get("Origin")
-        if origin is None or request.path.startswith(SOCKETIO_PREFIX):
+        if origin is None or is_socketio(request):
             return await handler(request)
         allowed_origin = allow(origin)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:

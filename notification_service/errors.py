@@ -91,7 +91,7 @@ def _kind(http: int, code: int, meaning: str) -> ErrorKind:
 
 # Codes are the HTTP status followed by two digits; the digits group the
 # features: 01-09 requests and tokens, 20-39 Web Push, 40-59 publishing and
-# channels, 60-69 JWT, SSE and connections.
+# channels, 60-69 JWT, SSE and connections, 70-79 the alert box.
 
 # -- 400: the request line or query string is wrong -----------------------
 MISSING_PARAMETER = _kind(400, 40001, "a required query parameter is missing")
@@ -136,6 +136,8 @@ CONNECTIONS_FORBIDDEN = _kind(403, 40360, "connections of another application")
 # -- 404/405: nothing there ---------------------------------------------------
 NOT_FOUND = _kind(404, 40401, "nothing at this path")
 SUBSCRIPTION_NOT_FOUND = _kind(404, 40420, "Web Push: no subscription with this endpoint")
+ALERT_NOT_FOUND = _kind(404, 40470, "alert queue: no recent alert of this code has this id "
+                                    "(`replay` and `skip` need one the queue still holds)")
 METHOD_NOT_ALLOWED = _kind(405, 40501, "method not allowed on this path (the `Allow` header "
                                        "lists the right ones)")
 # -- 408: too slow ------------------------------------------------------------
@@ -144,9 +146,15 @@ BODY_TIMEOUT = _kind(408, 40801, "the request body did not arrive within `--body
 # -- 413: too large -------------------------------------------------------------
 WEBPUSH_PAYLOAD_TOO_LARGE = _kind(413, 41320, "Web Push: the message is over 3,993 bytes")
 PAYLOAD_TOO_LARGE = _kind(413, 41340, "the event data is larger than `--max-payload-bytes`")
-# -- 415: not JSON -------------------------------------------------------------
+ALERT_DESIGNS_TOO_LARGE = _kind(413, 41370, "alert designs: the configuration is over 256 KiB")
+MEDIA_TOO_LARGE = _kind(413, 41371, "alert media: the file is larger than "
+                                    "`--alert-media-max-bytes`")
+# -- 415: a body of a type this route does not take ---------------------------
 NOT_JSON_CONTENT_TYPE = _kind(415, 41501, "a JSON route was sent a body without "
                                           "`Content-Type: application/json`")
+MEDIA_TYPE_UNSUPPORTED = _kind(415, 41570, "alert media: not a PNG, JPEG, GIF, WebP, AVIF image, "
+                                           "a WebM/MP4 video or an MP3/Ogg/WAV/M4A sound "
+                                           "(checked by its first bytes)")
 # -- 421: not this server ---------------------------------------------------------
 HOST_NOT_ALLOWED = _kind(421, 42101, "the `Host` header names a host this server does not "
                                      "answer for (DNS rebinding guard; see `--allowed-host`)")
@@ -161,8 +169,12 @@ INVALID_FIELD = _kind(422, 42243, "a field of the JSON body is missing or has th
 INVALID_SPACE_SECRET = _kind(422, 42244, "a space secret is not valid")
 TOO_MANY_CHANNELS = _kind(422, 42245, "(acknowledgement) this connection listens on too many "
                                       "channels")
-NUMBER_OUT_OF_RANGE = _kind(422, 42246, "a JSON integer is outside ±2^53 (JavaScript cannot "
-                                        "hold it exactly)")
+NUMBER_OUT_OF_RANGE = _kind(422, 42246, "a JSON number is outside ±(2^53 − 1) (JavaScript "
+                                        "cannot hold it exactly)")
+ALERT_DESIGN_INVALID = _kind(422, 42270, "alert designs: a key is unknown or has a bad value "
+                                         "(the message names the key and what is allowed)")
+ALERT_ACTION_INVALID = _kind(422, 42271, "alert queue: not one of pause, resume, skip, clear, "
+                                         "replay, or `replay` without an event id")
 # -- 429: too many, too fast; the answer's `Retry-After` says when to try again --
 PUBLISH_RATE_LIMITED = _kind(429, 42901, "this address publishes faster than `--publish-rate`")
 LOOKUP_RATE_LIMITED = _kind(429, 42902, "this address looks up channels (polling, SSE, "
@@ -178,6 +190,8 @@ APPLICATION_CONNECTIONS_FULL = _kind(429, 42960, "this application already has "
 INTERNAL = _kind(500, 50001, "the server failed; the details are in its log, never in the "
                              "answer")
 COMPONENT_FAILING = _kind(503, 50361, "`/health`: a component is failing (named in the answer)")
+ALERT_QUEUE_UNAVAILABLE = _kind(503, 50370, "alert queue: its shared state (Redis) does not "
+                                            "answer; try again")
 SUBSCRIPTIONS_FULL = _kind(507, 50720, "Web Push: the store is full "
                                        "(`--webpush-max-subscriptions` or "
                                        "`--webpush-max-bytes`)")
@@ -185,7 +199,8 @@ SPACES_FULL = _kind(507, 50740, "private spaces: the server already keeps `--max
                                 "secrets or `--spaces-max-bytes` of them")
 CONNECTIONS_FULL = _kind(507, 50760, "the server already lists `--max-identified-connections` "
                                      "identified connections")
-
+MEDIA_STORAGE_FULL = _kind(507, 50770, "alert media: uploads already fill "
+                                       "`--alert-media-total-bytes`")
 
 def markdown_table() -> str:
     """The README's error table, made from :data:`ERRORS`."""

@@ -16,8 +16,9 @@ In this order, for every route:
    header and pass.
 3. Rate limits per client address (see :mod:`.ratelimit`) on publishing,
    look-ups and Web Push subscribing.
-4. JSON routes: a body must come as ``Content-Type: application/json`` (415),
-   so no browser can send it cross-site without a CORS preflight.
+4. JSON routes (every route with a body but media uploads): a body must come
+   as ``Content-Type: application/json`` (415), so no browser can send it
+   cross-site without a CORS preflight.
 
 ``/socket.io/`` passes 2 and 4 (python-engineio checks origins itself and its
 bodies are its own protocol), but not 1. This module never reads a body and
@@ -32,16 +33,18 @@ from typing import Iterable
 from aiohttp import web
 from yarl import URL
 
+from .cors import is_socketio
 from .errors import CROSS_SITE_REFUSED, HOST_NOT_ALLOWED, NOT_JSON_CONTENT_TYPE, Handler
 from .producers.trigger import is_page_trigger
 from .proxies import client_address
 from .ratelimit import RATE_LIMITS_KEY
 
-SOCKETIO_PREFIX = "/socket.io"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLISHING_ROUTES = frozenset({"notify", "emit", "broadcast", "webpush-notify"})
 LOOKUP_ROUTES = frozenset({"channel-events", "sse"})
 SUBSCRIBE_ROUTES = frozenset({"webpush-subscribe"})
+OTHER_BODY_ROUTES = frozenset({"alert-media-upload"})
+"""Routes whose body is not JSON (an uploaded image or sound): they check its type themselves."""
 LOCAL_NAMES = ("localhost", ".localhost")
 CROSS_SITE_FETCHES = frozenset({"cross-site", "same-site"})
 JSON_EXAMPLE = "curl -H 'Content-Type: application/json' -d '{\"text\": \"hi\"}' URL"
@@ -149,9 +152,10 @@ def guard_middleware(guards: RequestGuards):  # type: ignore[no-untyped-def]
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         guards.check_host(request)
-        if request.path.startswith(SOCKETIO_PREFIX) or request.method == "OPTIONS":
-            return await handler(request)
         publishing = publishes(request)
+        unrouted = request.match_info.http_exception is not None and not publishing
+        if unrouted or is_socketio(request) or request.method == "OPTIONS":
+            return await handler(request)  # a 404/405 is answered as such
         if publishing or request.method not in SAFE_METHODS:
             guards.check_site(request)
         limits = request.app[RATE_LIMITS_KEY]
@@ -162,7 +166,7 @@ def guard_middleware(guards: RequestGuards):  # type: ignore[no-untyped-def]
             limits.looking_up(client_address(request))
         elif route in SUBSCRIBE_ROUTES and request.method == "POST":
             limits.subscribing(client_address(request))
-        if request.method not in SAFE_METHODS:
+        if request.method not in SAFE_METHODS and route not in OTHER_BODY_ROUTES:
             guards.check_json_body(request)
         return await handler(request)
 

@@ -41,6 +41,19 @@ class Transport(Protocol):
         """
 
 
+class Observer(Protocol):
+    """Something that watches what is published without delivering it (the alert queue).
+
+    Called once per published event, on the node that published it, after the
+    live transports have it and before the producer gets its answer; it may
+    add keys to the answer (``report.extra``). It must not deliver anything: the
+    event already went out through the transports. An observer that fails costs
+    only its own bookkeeping, never the publish.
+    """
+
+    async def observe(self, event: Event, report: "DeliveryReport") -> None: ...
+
+
 class BackgroundTransport(Protocol):
     """A way out whose delivery needs I/O first (Web Push looks up stored subscriptions).
 
@@ -67,6 +80,7 @@ class DeliveryReport:
     listeners: dict[str, int] = field(default_factory=dict)
     duplicate: bool = False
     acknowledged: int | None = None  # set when the producer waited for receipts
+    extra: dict[str, Any] = field(default_factory=dict)  # keys observers add to the answer
 
     @property
     def total(self) -> int:
@@ -79,6 +93,7 @@ class DeliveryReport:
             answer["duplicate"] = True
         if self.acknowledged is not None:
             answer["acknowledged"] = self.acknowledged
+        answer.update(self.extra)
         return answer
 
 
@@ -103,12 +118,16 @@ class Hub:
         self.receipts = Receipts()
         self.transports: list[Transport] = []
         self.background_transports: list[BackgroundTransport] = []
+        self.observers: list[Observer] = []
 
     def add_transport(self, transport: Transport) -> None:
         self.transports.append(transport)
 
     def add_background_transport(self, transport: BackgroundTransport) -> None:
         self.background_transports.append(transport)
+
+    def add_observer(self, observer: Observer) -> None:
+        self.observers.append(observer)
 
     async def publish(self, channel: str, name: str, data: Any, *, push: PushRequest = False,
                       idempotency_key: str | None = None,
@@ -130,7 +149,8 @@ class Hub:
             first = self.idempotency.get(channel, idempotency_key)
             if first is not None:
                 log.info("duplicate publish to %s ignored (idempotency key)", mask(channel))
-                return DeliveryReport(first.event, dict(first.listeners), duplicate=True)
+                return DeliveryReport(first.event, dict(first.listeners), duplicate=True,
+                                      extra=dict(first.extra))
         event = self.history.append(channel, name, data, push=push, receipt=wait_ms is not None)
         report = DeliveryReport(event)
         for transport in self.transports:  # no await in here: see Transport.deliver
@@ -142,6 +162,8 @@ class Hub:
         receipts = None
         if wait_ms is not None:
             receipts = self.receipts.track(event.id, report.listeners.get("socketio", 0))
+        for observer in self.observers:
+            await self._observe(observer, event, report)
         for background in self.background_transports:
             report.listeners[background.name] = await self._deliver_in_background(
                 background, event)
@@ -153,6 +175,14 @@ class Hub:
         if receipts is not None:
             report.acknowledged = await self.receipts.wait(receipts, wait_ms)
         return report
+
+    @staticmethod
+    async def _observe(observer: Observer, event: Event, report: DeliveryReport) -> None:
+        try:
+            await observer.observe(event, report)
+        except Exception:
+            log.exception("%s failed on event %s on %s", type(observer).__name__, event.id,
+                          mask(event.channel))
 
     @staticmethod
     async def _deliver_in_background(transport: BackgroundTransport, event: Event) -> int:

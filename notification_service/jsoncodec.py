@@ -3,14 +3,15 @@
 Producers parse with it and transports encode with it, so what a producer
 accepts is exactly what a transport can send. orjson refuses NaN and infinity,
 but silently turns an integer beyond 64 bits into a float: :func:`loads`
-refuses every integer outside ±(2^53 - 1), the range a JavaScript page can
-hold exactly, with :class:`NumberOutOfRange` (answered 422), so no listener
-ever receives a number other than the one that was published.
+refuses every number outside ±(2^53 - 1), the range in which a JavaScript
+page holds integers exactly, with :class:`NumberOutOfRange` (answered 422),
+so no listener ever receives a number other than the one that was published.
+Beyond 2^53 every double is an integer, so floats are held to the same bound
+(``1e20`` and ``100000000000000000000`` are one JSON number).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -20,25 +21,30 @@ from aiohttp import web
 JSONDecodeError = orjson.JSONDecodeError
 MAX_SAFE_INTEGER = 2 ** 53 - 1
 """JavaScript's ``Number.MAX_SAFE_INTEGER``."""
-# An integer beyond 2^53 has at least 16 digits: shorter input never needs the slow check.
-_LONG_DIGITS = re.compile(rb"\d{16}")
+# Only a number of 16 digits or more, or written with an exponent, can be that large:
+# input without either never needs the walk below.
+_MAYBE_LARGE = re.compile(rb"\d{16}|\d[eE]\+?\d")
 
 
 class NumberOutOfRange(JSONDecodeError):
-    """A JSON integer that JavaScript (and so every page) cannot hold exactly."""
+    """A JSON number that JavaScript (and so every page) cannot hold exactly."""
 
 
-def _safe_integer(literal: str) -> int:
-    try:
-        number = int(literal)
-    except ValueError:  # more digits than Python converts: out of range anyway
-        number = MAX_SAFE_INTEGER + 1
-    if abs(number) > MAX_SAFE_INTEGER:
-        shown = literal if len(literal) <= 40 else literal[:37] + "..."
-        raise NumberOutOfRange(
-            f"The integer {shown} is outside ±{MAX_SAFE_INTEGER} (2^53 - 1), what JavaScript "
-            f"holds exactly: send it as a string", literal, 0)
-    return number
+def _check_magnitudes(value: Any, raw: bytes) -> None:
+    """Raise :class:`NumberOutOfRange` for the first number beyond ±MAX_SAFE_INTEGER."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool) \
+                and abs(item) > MAX_SAFE_INTEGER:
+            raise NumberOutOfRange(
+                f"The number {item!r} is outside ±{MAX_SAFE_INTEGER} (2^53 - 1), what "
+                f"JavaScript holds exactly: send it as a string",
+                raw.decode("utf-8", "replace"), 0)
 
 
 def dumps(value: Any, **_ignored: Any) -> str:
@@ -57,14 +63,13 @@ MAX_DEPTH = 200
 
 def loads(text: str | bytes, **_ignored: Any) -> Any:
     """Parse JSON; ``JSONDecodeError`` also for nesting deeper than MAX_DEPTH, and
-    :class:`NumberOutOfRange` for an integer outside ±(2^53 - 1)."""
+    :class:`NumberOutOfRange` for a number outside ±(2^53 - 1)."""
     value = orjson.loads(text)
     raw = text.encode() if isinstance(text, str) else text
     if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
         raise JSONDecodeError(f"nested deeper than {MAX_DEPTH} levels", raw.decode("utf-8", "replace"), 0)
-    if _LONG_DIGITS.search(raw):
-        # Digits inside strings match too: the standard parser sees integer literals only.
-        json.loads(raw, parse_int=_safe_integer)
+    if _MAYBE_LARGE.search(raw):  # digits inside strings match too: the walk decides
+        _check_magnitudes(value, raw)
     return value
 
 

@@ -30,7 +30,7 @@ from aiohttp import web
 from .config import SETTINGS_KEY, env_name
 from .errors import ADMIN_DISABLED, INVALID_SPACE_SECRET, SPACES_FULL, StartupError
 from .events import validate_space
-from .producers.body import parse_json, read_body
+from .producers.body import body_too_large, parse_json, read_body
 from .tokens import require_token
 
 log = logging.getLogger(__name__)
@@ -235,7 +235,7 @@ async def put_space(request: web.Request) -> web.Response:
     """Set or rotate the secret pages need to join ``{space}::*`` channels."""
     _require_admin(request)
     space = validate_space(request.match_info["space"])
-    raw = await read_body(request, SECRET_MAX_LENGTH + 1024, flag=None)
+    raw = await read_body(request, SECRET_MAX_LENGTH + 1024, body_too_large)
     body = parse_json(raw, f"body of PUT /admin/spaces/{space}")
     secret = body.get("secret") if isinstance(body, dict) else None
     if not isinstance(secret, str) or not 1 <= len(secret) <= SECRET_MAX_LENGTH:

@@ -181,8 +181,10 @@ async def raw_get(url: str, target: str, method: str = "GET") -> tuple[int, dict
     return int(lines[0].split()[1]), headers, body
 
 
+# --autoplay-policy: OBS lets browser sources play sound without a click; so must the tests.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+                 "--disable-component-update", "--no-first-run",
+                 "--autoplay-policy=no-user-gesture-required"]
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
 
 

@@ -22,11 +22,13 @@ async def test_the_base_redirects_relatively_to_the_pages(server, http):
         assert response.status == 301
         assert response.headers["Location"] == "./notify/"
     async with http.get(server.url + BASE + "/", allow_redirects=False) as response:
-        assert response.headers["Location"] == "./sources/"
+        assert response.headers["Location"] == "./console/"  # "/" leads to the console
     async with http.get(server.url + BASE) as response:  # followed like a browser does
         assert response.status == 200
-        assert response.url.path == BASE + "/sources/"
-        assert "alert.html" in await response.text()
+        assert response.url.path == BASE + "/console/"
+        assert "Alert console" in await response.text()
+    async with http.get(server.url + BASE + "/console", allow_redirects=False) as response:
+        assert response.headers["Location"] == "./console/"
 
 
 async def test_routes_live_under_the_base_only(server, http):

@@ -39,9 +39,9 @@ async def test_shipped_pages_work_behind_nginx_under_a_sub_path(server, nginx, b
     socketio_page.on("websocket", lambda socket: requested.append(
         socket.url.replace("ws://", "http://", 1)))
     await socketio_page.goto(nginx.url + BASE)  # the base, then relative redirects
-    assert socketio_page.url == front + "/sources/"
+    assert socketio_page.url == front + "/console/"  # "/" leads to the console
     await socketio_page.goto(front + "/sources/example.html?code=proxy1234")
-    await socketio_page.wait_for_function("NotificationService.status === 'registered'",
+    await socketio_page.wait_for_function("() => NotificationService.status === 'registered'",
                                           timeout=WAIT * 1000)
     # The upgrade went through nginx: no fallback to long-polling.
     assert await socketio_page.evaluate("socket.io.engine.transport.name") == "websocket"
@@ -49,16 +49,16 @@ async def test_shipped_pages_work_behind_nginx_under_a_sub_path(server, nginx, b
     sse_page.on("request", lambda request: requested.append(request.url))
     await sse_page.goto(front + "/sources/sse.html?code=proxy1234&events=FOLLOW")
     await sse_page.wait_for_function(
-        "document.getElementById('state').textContent === 'connected'", timeout=WAIT * 1000)
+        "() => document.getElementById('state').textContent === 'connected'", timeout=WAIT * 1000)
 
     async with http.get(front + "/notify", params={"code": "proxy1234", "event": "follow",
                                                    "user": "bob"}) as response:
         assert (await response.json())["count"] == 2
     await socketio_page.wait_for_function(
-        "document.querySelector('#log .name') && "
+        "() => document.querySelector('#log .name') && "
         "document.querySelector('#log .name').textContent === 'FOLLOW'", timeout=WAIT * 1000)
     await sse_page.wait_for_function(
-        "document.querySelector('#log .name') && "
+        "() => document.querySelector('#log .name') && "
         "document.querySelector('#log .name').textContent === 'FOLLOW'", timeout=WAIT * 1000)
     assert '"user":"bob"' in await sse_page.inner_text("#log .data")
     outside = [url for url in requested if url != front  # the first goto, above

@@ -82,6 +82,15 @@ class RedisKeys:
         """Stream with a consumer group: Web Push jobs, each sent by one node."""
         return self._key("push")
 
+    def alert_queue(self, code: str) -> str:
+        """String (JSON, expiring when idle): one code's alert queue, overlays and presence."""
+        return self._key("alerts", "q", code)
+
+    @property
+    def alert_codes(self) -> str:
+        """Set: the codes that have (or had) an alert queue, for the console's list."""
+        return self._key("alerts", "codes")
+
 
 def check_url(url: str) -> str:
     """Return ``url`` if redis-py can use it, else raise ValueError saying what to write."""

@@ -10,7 +10,7 @@ http_limits.py). It must never hold more than the limit in memory.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -20,21 +20,25 @@ from ..errors import INVALID_JSON, NUMBER_OUT_OF_RANGE, PAYLOAD_TOO_LARGE
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 
-async def read_body(request: web.Request, limit: int, flag: str | None = "--max-payload-bytes"
+TooLarge = Callable[[int, int, bool], Exception]  # (size, limit, at_least) -> the 413 to raise
+
+
+async def read_body(request: web.Request, limit: int, too_large: TooLarge | None = None
                     ) -> bytes:
     """The raw body, refusing with 413 as soon as it exceeds ``limit`` bytes.
 
-    ``flag`` names the setting behind ``limit`` in the refusal (None: a fixed limit).
+    ``too_large`` makes that 413 (default: event data over ``--max-payload-bytes``).
     """
+    refuse = too_large or _too_large
     declared = request.content_length
     if declared is not None and declared > limit:
-        raise _too_large(declared, limit, flag)
+        raise refuse(declared, limit, False)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
-            raise _too_large(size, limit, flag, at_least=True)
+            raise refuse(size, limit, True)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -60,18 +64,21 @@ def check_data_size(data: Any, limit: int) -> None:
     """413 unless ``data`` encodes to at most ``limit`` bytes of JSON."""
     size = len(jsoncodec.dumps_bytes(data))
     if size > limit:
-        raise _too_large(size, limit, "--max-payload-bytes")
+        raise _too_large(size, limit)
 
 
 def query_flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in TRUE_WORDS
 
 
-def _too_large(size: int, limit: int, flag: str | None, at_least: bool = False) -> Exception:
+def _too_large(size: int, limit: int, at_least: bool = False) -> Exception:
     amount = f"more than {limit}" if at_least else str(size)
-    if flag is None:
-        return PAYLOAD_TOO_LARGE(f"The body is {amount} bytes; this route accepts at most "
-                                 f"{limit}.")
     return PAYLOAD_TOO_LARGE(
         f"The event data is {amount} bytes; this server accepts at most {limit} "
-        f"({flag}). Send a link or an id instead of large content.")
+        f"(--max-payload-bytes). Send a link or an id instead of large content.")
+
+
+def body_too_large(size: int, limit: int, at_least: bool = False) -> Exception:
+    """The 413 of a route whose limit is fixed, not a setting (a subscription, a secret)."""
+    amount = f"more than {limit}" if at_least else str(size)
+    return PAYLOAD_TOO_LARGE(f"The body is {amount} bytes; this route accepts at most {limit}.")

@@ -108,6 +108,7 @@ def seed_answer(report: DeliveryReport) -> dict[str, object]:
         answer["duplicate"] = True
     if report.acknowledged is not None:
         answer["acknowledged"] = report.acknowledged
+    answer.update(report.extra)  # the alert queue's queued_position
     return answer
 
 

@@ -26,7 +26,7 @@ from ..errors import (
 from ..events import validate_channel, validate_code
 from ..hub import HUB_KEY
 from ..jsoncodec import JSONDecodeError, NumberOutOfRange, loads
-from ..producers.body import read_body
+from ..producers.body import body_too_large, read_body
 from ..tokens import require_token
 from .pusher import NOTIFICATION_EVENT, make_options
 from .sender import PayloadTooLarge
@@ -43,7 +43,7 @@ MAX_BODY_BYTES = 16 * 1024
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
-    raw = await read_body(request, MAX_BODY_BYTES, flag=None)
+    raw = await read_body(request, MAX_BODY_BYTES, body_too_large)
     try:
         body = loads(raw)
     except NumberOutOfRange as error:

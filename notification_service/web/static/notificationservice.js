@@ -24,12 +24,17 @@
  *     the page calls NotificationService.seen(meta.id) itself once an event has
  *     really been shown (an overlay that queues alerts), so a reload replays the
  *     alerts that were queued but not shown yet.
+ *   window.NotificationServiceOptions = { storage: window.sessionStorage }
+ *     where the last event id is kept (default localStorage, shared by every page
+ *     of the origin, and in OBS by every browser source: an overlay keeps its own
+ *     in sessionStorage, which OBS keeps per source across reloads).
  *
  * API (window.NotificationService):
  *   on(event, fn)          fn(data, meta) for one event name; returns an unsubscribe function
  *   onAny(fn)              fn(eventName, data, meta) for every event
  *   onGap(fn)              fn(notice) when the server could not replay everything missed
  *   seen(id)               remember id as the last event shown (see autoSeen)
+ *   lastSeen()             the id remembered last (null if none)
  *   subscribe(channel, {secret})  listen on a channel too (space::name needs its secret);
  *                          resolves with {ok, channel} or {ok: false, error}; asked again,
  *                          with the last event id seen, after every reconnect
@@ -78,11 +83,12 @@ var notificationServiceBase = (function (script) {
   };
 
   function storageKey(code) { return "notificationservice:lastEventId:" + code; }
+  function seenStorage() { return options.storage || global.localStorage; }
   function loadSeen(code) {
-    try { return global.localStorage.getItem(storageKey(code)); } catch (err) { return null; }
+    try { return seenStorage().getItem(storageKey(code)); } catch (err) { return null; }
   }
   function storeSeen(code, id) {
-    try { global.localStorage.setItem(storageKey(code), id); } catch (err) { /* private mode */ }
+    try { seenStorage().setItem(storageKey(code), id); } catch (err) { /* private mode */ }
   }
   // After a reload, resume from the last event the page had shown.
   if (service.code) service.lastReceivedId = loadSeen(service.code);
@@ -133,6 +139,7 @@ var notificationServiceBase = (function (script) {
   service.seen = function (id) {
     if (service.code && id) storeSeen(service.code, id);
   };
+  service.lastSeen = function () { return service.code ? loadSeen(service.code) : null; };
 
   service.onGap = function (fn) {
     socket.on("RESUME_GAP", fn);
