@@ -31,20 +31,21 @@ from .config import SETTINGS_KEY, env_name
 from .errors import ADMIN_DISABLED, INVALID_SPACE_SECRET, SPACES_FULL, StartupError
 from .events import validate_space
 from .producers.body import body_too_large, parse_json, read_body
+from .stores.sqlite import migrate
 from .tokens import require_token
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
-MIGRATIONS: dict[int, str] = {
-    1: """
+MIGRATIONS: list[tuple[str, ...]] = [
+    ("""
         CREATE TABLE space_secrets (
             space      TEXT PRIMARY KEY,
             secret     TEXT NOT NULL,
             updated_at REAL NOT NULL
-        );
-    """,
-}
+        )
+    """,),
+]
+SCHEMA_VERSION = len(MIGRATIONS)
 SELECT_ALL = "SELECT space, secret FROM space_secrets"
 UPSERT = """
     INSERT INTO space_secrets (space, secret, updated_at) VALUES (?, ?, ?)
@@ -111,20 +112,8 @@ class SqliteSpaceSecrets:
         try:
             if created and os.name == "posix":
                 os.chmod(self.path, 0o600)  # the secrets are in clear: only we may read them
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(f"schema version {version} is newer than this "
-                                            f"server's {SCHEMA_VERSION}: upgrade the server")
-            for target in range(version + 1, SCHEMA_VERSION + 1):
-                db.execute("BEGIN")
-                try:
-                    db.execute(MIGRATIONS[target])
-                    db.execute(f"PRAGMA user_version = {target}")
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                log.info("space secrets database %s migrated to version %d", self.path, target)
+            for version in migrate(db, MIGRATIONS):
+                log.info("space secrets database %s migrated to version %d", self.path, version)
         except BaseException:
             db.close()
             raise

@@ -91,6 +91,17 @@ def start_writer(sinks, limit=logs.QUEUE_LIMIT):
     return writer, log, reports, handler
 
 
+def log_through_a_failure(flaky: "FlakySink", log, lines: int, failed_attempts: int) -> str:
+    """Log ``lines`` while ``flaky`` fails, let it heal, log "after"; what it finally got."""
+    for n in range(lines):
+        log.info("line %03d %s", n, "x" * 40)
+    wait_until(lambda: flaky.attempts >= failed_attempts)
+    flaky.healthy.set()
+    log.info("after")
+    wait_until(lambda: "after" in "".join(flaky.written))
+    return "".join(flaky.written)
+
+
 def wait_until(condition, timeout=5.0):
     import time
     deadline = time.monotonic() + timeout
@@ -108,19 +119,13 @@ def test_a_failing_sink_is_reported_once_and_retried_and_others_keep_writing(mon
     console.healthy.set()
     writer, log, reports, _handler = start_writer([flaky, console])
     try:
-        for n in range(50):
-            log.info("line %d", n)
-        wait_until(lambda: flaky.attempts >= 3)  # retried while failing
-        assert len(reports) == 1 and "cannot write the log to the flaky sink" in reports[0]
-        assert "line 49" in "".join(console.written)  # the console never waited for it
-        flaky.healthy.set()
-        log.info("after")
-        wait_until(lambda: "after" in "".join(flaky.written))
+        text = log_through_a_failure(flaky, log, 50, failed_attempts=3)  # retried while failing
     finally:
         writer.stop()
-    text = "".join(flaky.written)
-    assert [int(line.rsplit(" ", 1)[1]) for line in text.splitlines() if " line " in line] == \
-        list(range(50))  # nothing lost, nothing twice, in order
+    assert "cannot write the log to the flaky sink" in reports[0]
+    assert "line 049" in "".join(console.written)  # the console never waited for it
+    assert [int(line.split(" line ")[1].split()[0]) for line in text.splitlines()
+            if " line " in line] == list(range(50))  # nothing lost, nothing twice, in order
     assert reports[-1] == "the log is written to the flaky sink again" and len(reports) == 2
 
 
@@ -130,15 +135,9 @@ def test_a_full_disk_keeps_the_newest_lines_and_counts_the_rest(monkeypatch):
     flaky = FlakySink(OSError(errno.ENOSPC, "No space left on device"))
     writer, log, reports, _handler = start_writer([flaky])
     try:
-        for n in range(500):
-            log.info("line %03d %s", n, "x" * 40)
-        wait_until(lambda: flaky.attempts >= 2)
-        flaky.healthy.set()
-        log.info("after")
-        wait_until(lambda: "after" in "".join(flaky.written))
+        text = log_through_a_failure(flaky, log, 500, failed_attempts=2)
     finally:
         writer.stop()
-    text = "".join(flaky.written)
     assert "line 499" in text and "line 000" not in text
     lost = int(text.split(" log lines were lost while")[0].rsplit(" ", 1)[1])
     kept = text.count(" line ")

@@ -91,51 +91,33 @@ async def test_bad_values(spawn, flags, fragment):
     await fails_with(node, fragment)
 
 
-async def test_data_folder_is_a_file(spawn, tmp_path):
-    data = tmp_path / "data-file"
-    data.write_text("not a folder")
-    node = await spawn("--data-dir", str(data), wait=False)
-    await fails_with(node, str(data), "is a file, not a folder", "--data-dir")
+@contextlib.contextmanager
+def folder_that_is(state: str, tmp_path: Path):
+    """A folder the server cannot use, in one of four ways."""
+    if state == "a file":
+        (tmp_path / "folder").write_text("not a folder")
+        yield tmp_path / "folder"
+    elif state == "under a file":
+        (tmp_path / "blocker").write_text("x")
+        yield tmp_path / "blocker" / "folder"
+    elif state == "read-only":
+        with tmpfs(tmp_path / "folder", read_only=True) as folder:
+            yield folder
+    else:
+        with tmpfs(tmp_path / "folder", size="256k") as folder:
+            fill(folder)
+            yield folder
 
 
-async def test_data_folder_under_a_file(spawn, tmp_path):
-    blocker = tmp_path / "blocker"
-    blocker.write_text("x")
-    node = await spawn("--data-dir", str(blocker / "data"), wait=False)
-    await fails_with(node, "is a file, not a folder", "--data-dir")
-
-
-async def test_read_only_data_folder(spawn, tmp_path):
-    with tmpfs(tmp_path / "ro", read_only=True) as data:
-        node = await spawn("--data-dir", str(data), wait=False)
-        await fails_with(node, str(data), "is not writable", "--data-dir")
-
-
-async def test_full_data_folder(spawn, tmp_path):
-    with tmpfs(tmp_path / "full", size="256k") as data:
-        fill(data)
-        node = await spawn("--data-dir", str(data), wait=False)
-        await fails_with(node, str(data), "is full", "--data-dir")
-
-
-async def test_log_folder_is_a_file(spawn, tmp_path):
-    blocker = tmp_path / "logs"
-    blocker.write_text("x")
-    node = await spawn("--logfile", str(blocker / "server.log"), wait=False)
-    await fails_with(node, "log folder", "is a file, not a folder", "--logfile")
-
-
-async def test_read_only_log_folder(spawn, tmp_path):
-    with tmpfs(tmp_path / "rolog", read_only=True) as logs:
-        node = await spawn("--logfile", str(logs / "server.log"), wait=False)
-        await fails_with(node, "log folder", "is not writable", "--logfile")
-
-
-async def test_full_log_folder(spawn, tmp_path):
-    with tmpfs(tmp_path / "fulllog", size="256k") as logs:
-        fill(logs)
-        node = await spawn("--logfile", str(logs / "server.log"), wait=False)
-        await fails_with(node, "log folder", "is full", "--logfile")
+@pytest.mark.parametrize("state, fragment", [
+    ("a file", "is a file, not a folder"), ("under a file", "is a file, not a folder"),
+    ("read-only", "is not writable"), ("full", "is full")])
+@pytest.mark.parametrize("flag, what", [("--data-dir", "data folder"), ("--logfile", "log folder")])
+async def test_an_unusable_data_or_log_folder(spawn, tmp_path, state, fragment, flag, what):
+    with folder_that_is(state, tmp_path) as folder:
+        value = folder / "server.log" if flag == "--logfile" else folder
+        node = await spawn(flag, str(value), wait=False)
+        await fails_with(node, what, str(folder.name), fragment, flag)
 
 
 @pytest.mark.parametrize("name, fragment", [

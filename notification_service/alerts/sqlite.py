@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from ..errors import StartupError
+from ..stores.sqlite import NewerSchema, migrate
 
 log = logging.getLogger(__name__)
 
@@ -67,28 +68,20 @@ class AlertDatabase:
         created = not self.path.exists()
         try:
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            version = db.execute("PRAGMA user_version").fetchone()[0]
+            db.execute("PRAGMA user_version").fetchone()  # a file that is no database fails here
         except sqlite3.DatabaseError as error:
             raise StartupError(f"{self.path} is not a usable SQLite file ({error}): move it "
                                f"away and start again (alert designs and queues start "
                                f"empty).") from None
         if created and os.name == "posix":
             os.chmod(self.path, 0o600)
-        if version > len(MIGRATIONS):
+        try:
+            reached = migrate(db, MIGRATIONS)
+        except NewerSchema as newer:
             db.close()
-            raise StartupError(f"{self.path} has schema version {version}, newer than this "
-                               f"server's {len(MIGRATIONS)}: upgrade the server.")
-        for target in range(version, len(MIGRATIONS)):
-            db.execute("BEGIN")
-            try:
-                for statement in MIGRATIONS[target]:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {target + 1}")
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            log.info("alerts database %s migrated to version %d", self.path, target + 1)
+            raise StartupError(f"{self.path}: {newer}.") from None
+        for version in reached:
+            log.info("alerts database %s migrated to version %d", self.path, version)
         return db
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:

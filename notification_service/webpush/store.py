@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 from ..errors import StartupError
+from ..stores.sqlite import migrate
 
-SCHEMA_VERSION = 2
 
 # What storing a subscription costs, counted the same way by every store (see
 # stored_bytes): each byte of text once per copy the schema keeps (a table and
@@ -132,6 +132,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
         END""",
     ),
 ]
+
+SCHEMA_VERSION = len(MIGRATIONS)
 
 SELECT_COLUMNS = ("s.endpoint, s.p256dh, s.auth, s.subscriber_id, s.group_name, s.created, "
                   "s.last_success, s.last_failure, s.failure_streak")
@@ -335,29 +337,11 @@ class SqliteSubscriptionStore:
             # 1 MiB after, so the files on disk stay close to what the rows take.
             db.execute("PRAGMA wal_autocheckpoint = 256")
             db.execute("PRAGMA journal_size_limit = 1048576")
-            self._migrate(db)
+            migrate(db, MIGRATIONS)
         except BaseException:
             db.close()
             raise
         self._db = db
-
-    @staticmethod
-    def _migrate(db: sqlite3.Connection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"schema version {version} is newer than this server understands "
-                f"({SCHEMA_VERSION}); upgrade the server")
-        for target in range(version, SCHEMA_VERSION):
-            db.execute("BEGIN")
-            try:
-                for statement in MIGRATIONS[target]:
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {target + 1}")
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
 
     async def close(self) -> None:
         if self._executor is None:
