@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Iterable, Mapping
 
+from ..errors import SUBSCRIPTIONS_FULL
 from ..events import validate_code
 from ..hub import Hub
 from .endpoints import EndpointPolicy
 from .sender import DEFAULT_TTL, PushOptions, SendReport
-from .store import Subscription, SubscriptionStore
+from .store import Subscription, SubscriptionsFull, SubscriptionStore
 from .subscriptions import parse_subscription
 from .transport import ALL_SUBSCRIPTIONS, WebPushTransport, message_bytes
 
@@ -54,14 +55,18 @@ class Pusher:
         """Store a browser's subscription for ``id`` (and ``group``); True if new.
 
         ``subscription`` is ``PushSubscription.toJSON()`` as a dict or JSON text.
-        Raises ApiError (400/403) for a malformed subscription or a refused endpoint.
+        Raises ApiError (400/403) for a malformed subscription or a refused endpoint,
+        and (507) when the store is full.
         """
         parsed = parse_subscription(subscription, self.policy)
         identity = None if id is None else validate_code(str(id))
         group_name = None if group is None else validate_code(str(group))
         stored = Subscription(parsed.endpoint, parsed.p256dh, parsed.auth, identity, group_name,
                               tuple(dict.fromkeys(validate_code(c) for c in channels)))
-        return await self.store.upsert(stored)
+        try:
+            return await self.store.upsert(stored)
+        except SubscriptionsFull as full:
+            raise SUBSCRIPTIONS_FULL(str(full)) from None
 
     async def remove_subscription(self, id: str | int) -> int:
         """Forget every subscription of ``id``; how many there were."""

@@ -5,8 +5,10 @@ endpoint updates it) and attached to channels: its ``id`` (a session or user),
 its ``group`` and any ``channels`` it asked for. The sender reports outcomes in
 one call per batch, never one write per recipient. :class:`SubscriptionStore`
 is the interface the rest of the package uses, so a PostgreSQL store can
-replace :class:`SqliteSubscriptionStore` without touching the sender. Blocking
-sqlite3 calls run on one private thread, never on the event loop.
+replace :class:`SqliteSubscriptionStore` without touching the sender; its
+docstring is the contract (bounded in rows and bytes, checked atomically with
+the write; failing subscriptions pruned). Blocking sqlite3 calls run on one
+private thread, never on the event loop.
 """
 
 from __future__ import annotations
