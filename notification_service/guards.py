@@ -27,6 +27,7 @@ never decides who may publish (tokens do).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Iterable
 
@@ -78,6 +79,17 @@ class RequestGuards:
         origins = [origin.rstrip("/").lower() for origin in cors_origins]
         self.any_origin = "*" in origins
         self.origins = frozenset(origins)
+        # The same few Host headers arrive again and again: decide each once.
+        self._host_header_allowed = functools.lru_cache(maxsize=1024)(self.host_allowed)
+
+    @staticmethod
+    @functools.lru_cache(maxsize=1024)
+    def _host_of(header: str) -> str:
+        """The name in a Host header (no port, no brackets), lower case."""
+        try:
+            return (URL(f"http://{header}").raw_host or "").lower()
+        except ValueError:
+            return header.lower()
 
     # -- 1. Host ---------------------------------------------------------
     def host_allowed(self, host: str) -> bool:
@@ -92,11 +104,8 @@ class RequestGuards:
         header = request.headers.get("Host")
         if header is None:
             return  # HTTP/1.0 without Host: nothing a browser sends
-        try:
-            host = (URL(f"http://{header}").raw_host or "").lower()
-        except ValueError:
-            host = header.lower()
-        if not self.host_allowed(host):
+        host = self._host_of(header)
+        if not self._host_header_allowed(host):
             raise HOST_NOT_ALLOWED(
                 f"This server does not answer for the host '{host}' (a web page may be "
                 f"trying to reach it through its own name). If you use this name, start "

@@ -24,6 +24,7 @@ This module never decides who may publish or listen; it only counts.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
@@ -71,6 +72,7 @@ class Rate:
         return cls(int(found.group(1)), PERIODS[found.group(2)])
 
 
+@functools.lru_cache(maxsize=4096)  # parsing an address costs microseconds; they repeat
 def limit_key(address: str) -> str:
     """What limits count: the address itself, or its /64 for IPv6 (one host, many addresses)."""
     try:
@@ -84,6 +86,7 @@ def limit_key(address: str) -> str:
     return str(parsed)
 
 
+@functools.lru_cache(maxsize=4096)
 def is_loopback(address: str) -> bool:
     """True for this machine's own addresses (127.0.0.0/8, ::1, and ::ffff:127.x.y.z)."""
     try:
