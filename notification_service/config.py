@@ -339,6 +339,11 @@ class Settings:
         100_000, "--max-identified-connections",
         "Identified (JWT) connections of all applications together (507 past it).",
         minimum=0)
+    output_budget: int = setting(
+        MiB, "--output-budget",
+        "Bytes one connection (socket.io, polling or SSE) may have waiting, replays included; "
+        "past it the connection is closed as too slow and its client resumes.",
+        shown_default="1 MiB", minimum=1024)
     cors_origins: list[str] = setting(
         [], "--cors-origin",
         "Origin (scheme://host:port) whose pages may use socket.io and the HTTP API; "
