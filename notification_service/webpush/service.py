@@ -8,8 +8,6 @@ closes their resources with the app. It adds no routes (see :mod:`.routes`).
 from __future__ import annotations
 
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import AsyncIterator
 
@@ -18,6 +16,7 @@ from aiohttp import web
 from ..config import Settings
 from ..hub import Hub
 from . import keys
+from .crypto import LazyProcessPool
 from .endpoints import EndpointPolicy
 from .pusher import Pusher
 from .sender import VapidHeaders, WebPushSender
@@ -85,10 +84,7 @@ def install(app: web.Application, settings: Settings, hub: Hub) -> WebPush:
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await store.open()
         if settings.webpush_crypto_processes > 0:
-            # spawn, not fork: the parent has threads (the store's) and a running loop,
-            # and spawn is what Windows and macOS do anyway. Workers start on first use.
-            sender.crypto_executor = ProcessPoolExecutor(
-                settings.webpush_crypto_processes, mp_context=multiprocessing.get_context("spawn"))
+            sender.crypto_executor = LazyProcessPool(settings.webpush_crypto_processes)
         await sender.start()
         try:
             yield
