@@ -47,13 +47,12 @@ from .budget import TOO_SLOW_REASON, Outbox, Replay
 log = logging.getLogger(__name__)
 
 WRITE_AHEAD = 64 * 1024
-"""Bytes the transport may buffer before frames wait in the outbox (asyncio's high-water mark)."""
+"""Bytes the transport may buffer before frames wait in the outbox (asyncio's high-water
+mark), or a quarter of the output budget if that is less."""
 CLOSE_LINGER_SECONDS = 5.0
 """How long a closed slow connection may take to flush its last frames before it is cut."""
 _PING_FRAME = b"\x81\x012"
 _CLOSE_FRAME = b"\x81\x011"
-MALFORMED = Throttle()
-"""One throttle for every malformed-input WARNING of socket.io and engine.io."""
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -82,16 +81,16 @@ def close_frame(code: int, reason: str) -> bytes:
     return bytes((0x88, 2 + len(reason.encode()))) + struct.pack("!H", code) + reason.encode()
 
 
-def warn_slow(peer: str, budget: int) -> None:
+def warn_slow(throttle: Throttle, peer: str, budget: int) -> None:
     """The one WARNING line for a connection closed as too slow (rate-limited)."""
-    MALFORMED.log(log, logging.WARNING,
+    throttle.log(log, logging.WARNING,
                   "closed socket.io connection from %s: more than %d bytes waiting (too slow)",
                   peer, budget)
 
 
-def warn_malformed(peer: str, what: str) -> None:
+def warn_malformed(throttle: Throttle, peer: str, what: str) -> None:
     """The one WARNING line for a connection closed over what it sent (rate-limited)."""
-    MALFORMED.log(log, logging.WARNING, "closed socket.io connection from %s: %s", peer, what)
+    throttle.log(log, logging.WARNING, "closed socket.io connection from %s: %s", peer, what)
 
 
 class _Drained:
@@ -130,6 +129,7 @@ class DirectSocket(async_socket.AsyncSocket):
     _drainer: asyncio.Task | None = None
     _ping_timer: asyncio.TimerHandle | None = None
     _protocol: Any = None
+    write_ahead: int = WRITE_AHEAD
 
     # -- output ---------------------------------------------------------------
     def write(self, frame: bytes, channel: str | None = None) -> None:
@@ -142,7 +142,7 @@ class DirectSocket(async_socket.AsyncSocket):
         outbox = self.outbox
         if transport is None or outbox is None or self.closed:
             return
-        if not outbox and transport.get_write_buffer_size() < WRITE_AHEAD:
+        if not outbox and transport.get_write_buffer_size() < self.write_ahead:
             transport.write(frame)
             return
         outbox.push(frame, channel)
@@ -166,7 +166,7 @@ class DirectSocket(async_socket.AsyncSocket):
                 if self._protocol is not None and self._protocol._paused:
                     await self._protocol._drain_helper()
                     continue
-                room = WRITE_AHEAD - self.transport.get_write_buffer_size()
+                room = self.write_ahead - self.transport.get_write_buffer_size()
                 if room > 0:
                     self.transport.write(b"".join(self.outbox.take(room)))
                 await asyncio.sleep(0)  # a long replay must not hold up every other connection
@@ -187,20 +187,21 @@ class DirectSocket(async_socket.AsyncSocket):
         notice = getattr(self.server, "too_slow_notice", b"")
         if notice and self.transport is not None and not self.transport.is_closing():
             self.transport.write(notice)
-        self.end(WSCloseCode.TRY_AGAIN_LATER, TOO_SLOW_REASON)
-        warn_slow(self.peer, self.server.output_budget)
+        # no engine.io CLOSE: that would tell the client not to come back
+        self.end(WSCloseCode.TRY_AGAIN_LATER, TOO_SLOW_REASON, goodbye=False)
+        warn_slow(self.server.warnings, self.peer, self.server.output_budget)
         # python-socketio forgets the connection (rooms, handlers) right away
         asyncio.ensure_future(self.close(wait=False, abort=True,
                                          reason=self.server.reason.TRANSPORT_ERROR))
 
-    def end(self, code: int, reason: str) -> None:
-        """Write engine.io CLOSE and a WebSocket close frame, then let go of the connection."""
+    def end(self, code: int, reason: str, *, goodbye: bool = True) -> None:
+        """Write engine.io CLOSE (if ``goodbye``) and a WebSocket close frame, then let go."""
         transport = self.transport
         if transport is None:
             return
         self.transport = None
         if not transport.is_closing():
-            transport.write(_CLOSE_FRAME + close_frame(code, reason))
+            transport.write((_CLOSE_FRAME if goodbye else b"") + close_frame(code, reason))
             transport.close()  # flushes first; a client that never reads is cut below
             asyncio.get_running_loop().call_later(CLOSE_LINGER_SECONDS, transport.abort)
 
@@ -284,6 +285,8 @@ class DirectSocket(async_socket.AsyncSocket):
         self._protocol = writer.protocol
         self.peer = peer
         self.outbox = Outbox(self.server.output_budget)
+        if self.server.output_budget // 4 < WRITE_AHEAD:
+            self.write_ahead = self.server.output_budget // 4
         queued, self.queue = self.queue, DRAINED
         while not queued.empty():
             pkt = queued.get_nowait()
@@ -317,7 +320,7 @@ class DirectSocket(async_socket.AsyncSocket):
 
     def refuse(self, what: str) -> None:
         """Close this connection over something its client sent, with one WARNING line."""
-        warn_malformed(self.peer, what)
+        warn_malformed(self.server.warnings, self.peer, what)
         if self.outbox is not None:
             self.outbox.clear()
         self.end(WSCloseCode.POLICY_VIOLATION, "malformed input")

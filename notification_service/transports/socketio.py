@@ -33,6 +33,7 @@ from ..events import Event, validate_channel, validate_code
 from ..history import GAP_EVENT, gap_notice
 from ..hub import Hub, mask
 from ..identity import JwtVerifier
+from ..logs import Throttle
 from ..ratelimit import check_socket_lookup
 from ..proxies import client_address
 from ..registry import ConnectionInfo, ConnectionRegistry
@@ -127,7 +128,8 @@ class ListeningServer(socketio.AsyncServer):
         else:
             environ = self.environ.get(eio_sid) or {}
             request = environ.get("aiohttp.request")
-            warn_malformed(client_address(request) if request is not None else "?", problem)
+            warn_malformed(self.eio.warnings, client_address(request) if request is not None
+                           else "?", problem)
         await socket.close(wait=False, abort=True, reason=self.eio.reason.TRANSPORT_ERROR)
 
 
@@ -189,6 +191,7 @@ class SocketIOTransport:
         self.sio.eio._async = {**self.sio.eio._async, "websocket": self._websocket_class}
         # what every DirectSocket of this server reads (see engineio_ws)
         self.sio.eio.output_budget = output_budget
+        self.sio.eio.warnings = Throttle()  # closed connections: a few WARNING lines a second
         self.sio.eio.too_slow_notice = message_frame(self._encode(
             ["ERROR", {"message": TOO_SLOW_REASON, "code": TOO_SLOW.code}]))
         self._codes: dict[str, str] = {}
