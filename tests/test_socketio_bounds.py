@@ -102,7 +102,7 @@ async def test_resumes_on_a_socket_that_never_reads_replace_the_waiting_replay(s
     [socket] = direct_sockets(server)
 
     def replays() -> list[Replay]:
-        return [item for _channel, item in socket.outbox._items if isinstance(item, Replay)]
+        return [item for item in socket.outbox.waiting() if isinstance(item, Replay)]
 
     await until(lambda: transport.listener_count("amp") == 1 and len(replays()) == 1
                 and socket.outbox.held < 20_000)  # 200 acks of ~60 bytes at most

@@ -181,7 +181,6 @@ async def test_a_live_connection_leaves_the_objects_the_transport_reads(server, 
     room = transport.sio.manager.rooms[NAMESPACE][room_of("shape")]
     eio_sid = room[sid]
     assert transport.sio.manager.eio_sid_from_sid(sid, NAMESPACE) == eio_sid
-    assert len(transport._websocket_class.open_sockets) == 1  # engine.io made our class
     socket = transport.sio.eio.sockets[eio_sid]
     assert isinstance(socket, DirectSocket) and socket.closed is False
     assert socket.outbox is not None and not socket.outbox
@@ -192,3 +191,14 @@ async def test_a_live_connection_leaves_the_objects_the_transport_reads(server, 
     socket.write(message_frame(transport.sio.packet_class(
         socketio_packet.EVENT, namespace=NAMESPACE, data=["direct", {"n": 1}]).encode()))
     assert await page.wait_for("direct") == [{"n": 1}]
+
+
+def test_the_server_imports_python_socketio_without_its_client_libraries():
+    """requests and websocket-client (about 5 MB of RSS) stay unloaded in the server."""
+    import subprocess
+    import sys
+    script = ("import sys, notification_service.app; "
+              "print(sorted(name for name in ('requests', 'websocket') if name in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True,
+                           text=True, timeout=60, check=True).stdout.strip()
+    assert found == "[]"

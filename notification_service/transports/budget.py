@@ -60,10 +60,20 @@ class Outbox:
     def __init__(self, budget: int) -> None:
         self.budget = budget
         self.held = 0  # bytes of encoded frames waiting here (replays count once encoded)
-        self._items: deque[tuple[str | None, bytes | Replay]] = deque()
+        # made on first use: most connections never have anything waiting (a deque is 600 bytes)
+        self._items: deque[tuple[str | None, bytes | Replay]] | None = None
 
     def __bool__(self) -> bool:
         return bool(self._items)
+
+    def _queue(self) -> deque[tuple[str | None, bytes | Replay]]:
+        if self._items is None:
+            self._items = deque()
+        return self._items
+
+    def waiting(self) -> list[bytes | Replay]:
+        """What waits, in order (encoded frames and replays)."""
+        return [item for _channel, item in self._items or ()]
 
     def over_budget(self, in_transport: int = 0) -> bool:
         """True when what waits here plus ``in_transport`` (the transport's buffer) passes the budget."""
@@ -71,7 +81,7 @@ class Outbox:
 
     def push(self, frame: bytes, channel: str | None = None) -> None:
         """Queue one encoded frame (``channel`` names it for :meth:`replay` to drop)."""
-        self._items.append((channel, frame))
+        self._queue().append((channel, frame))
         self.held += len(frame)
 
     def replay(self, replay: Replay, before: Iterable[bytes] = ()) -> None:
@@ -80,9 +90,10 @@ class Outbox:
         ``before`` are frames that go just ahead of it (a RESUME_GAP notice).
         """
         channel = replay.channel
-        if any(item_channel == channel for item_channel, _ in self._items):
+        items = self._queue()
+        if any(item_channel == channel for item_channel, _ in items):
             kept: deque[tuple[str | None, bytes | Replay]] = deque()
-            for item in self._items:
+            for item in items:
                 if item[0] == channel:
                     if isinstance(item[1], bytes):
                         self.held -= len(item[1])
@@ -92,13 +103,15 @@ class Outbox:
         for frame in before:
             self.push(frame, channel)
         if replay:
-            self._items.append((channel, replay))
+            self._queue().append((channel, replay))
 
     def take(self, most: int) -> list[bytes]:
         """The next frames, about ``most`` bytes of them (at least one frame if any waits)."""
         taken: list[bytes] = []
         size = 0
         items = self._items
+        if items is None:
+            return taken
         while items and size < most:
             channel, item = items[0]
             if isinstance(item, bytes):
@@ -115,5 +128,5 @@ class Outbox:
         return taken
 
     def clear(self) -> None:
-        self._items.clear()
+        self._items = None
         self.held = 0

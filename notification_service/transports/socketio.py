@@ -13,12 +13,12 @@ argument counts close that connection with one WARNING line.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
 from typing import Any
 
-import socketio
+from . import socketio_import  # noqa: F401  (first: python-socketio without client libraries)
+
+import socketio  # noqa: E402
 from aiohttp import WSCloseCode, web
 from engineio import packet as engineio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
@@ -43,7 +43,6 @@ from .engineio_ws import DirectSocket, message_frame, warn_malformed
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/"
-SHUTDOWN_CLOSE_SECONDS = 0.5
 # python-socketio puts every connection in a room named after its sid, and sids
 # look like codes: channel rooms get a prefix so a channel can never be a sid room.
 ROOM_PREFIX = "#"
@@ -61,28 +60,38 @@ class UncompressedWebSocket(engineio_aiohttp.WebSocket):
     browser negotiates deflate, which keeps a zlib state per connection (about
     100 KB each) and costs ~19% more CPU per broadcast, for alerts of a few
     hundred bytes that gain nothing from it (see shared/FACTS.md).
-    Open sockets are kept in ``open_sockets`` so shutdown can close them at once
-    instead of waiting for each client to hang up. The engine.io socket becomes
-    a :class:`~.engineio_ws.DirectSocket` and serves the WebSocket itself; the
-    copy of every request header python-engineio made is dropped (the headers
-    were needed for the origin check and the upgrade, both done by now).
+    The engine.io socket becomes
+    a :class:`~.engineio_ws.DirectSocket` and serves the WebSocket itself.
     """
-
-    open_sockets: weakref.WeakSet[web.WebSocketResponse]
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
         request = environ["aiohttp.request"]
         sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size,
                                      compress=False)
         await sock.prepare(request)
-        self.open_sockets.add(sock)
-        for key in [key for key in environ if key.startswith(("HTTP_", "wsgi."))]:
-            del environ[key]
+        peer = client_address(request)
+        forget_request_headers(environ)
         socket = self.handler.__self__  # python-engineio hands over its socket's handler
         if not isinstance(socket, DirectSocket):  # upgrading from polling
             socket.__class__ = DirectSocket
-        await socket.serve_websocket(sock, client_address(request))
+        await socket.serve_websocket(sock, peer)
         return sock
+
+
+ENVIRON_KEPT = ("aiohttp.request", "QUERY_STRING", "REQUEST_METHOD", "PATH_INFO", "SCRIPT_NAME")
+
+
+def forget_request_headers(environ: dict[str, Any]) -> None:
+    """Drop python-engineio's copy of every request header (about 800 bytes a connection).
+
+    It was read for the origin check and the upgrade; a WebSocket never reads
+    it again, yet python-socketio keeps ``environ`` for the connection's life.
+    What the handlers read later (the request itself, for the query and who
+    the client is) stays.
+    """
+    small = {key: environ[key] for key in ENVIRON_KEPT if key in environ}
+    environ.clear()  # frees the dict's table, which deleting keys one by one would keep
+    environ.update(small)
 
 
 class ListeningServer(socketio.AsyncServer):
@@ -186,9 +195,7 @@ class SocketIOTransport:
             ping_timeout=ping_timeout,
             max_http_buffer_size=max_message_bytes,
         )
-        self._websocket_class = type("TrackedWebSocket", (UncompressedWebSocket,),
-                                     {"open_sockets": weakref.WeakSet()})
-        self.sio.eio._async = {**self.sio.eio._async, "websocket": self._websocket_class}
+        self.sio.eio._async = {**self.sio.eio._async, "websocket": UncompressedWebSocket}
         # what every DirectSocket of this server reads (see engineio_ws)
         self.sio.eio.output_budget = output_budget
         self.sio.eio.warnings = Throttle()  # closed connections: a few WARNING lines a second
@@ -533,18 +540,14 @@ class SocketIOTransport:
         """
         # Not eio.disconnect(): it waits, unbounded, for each socket's writer to
         # flush the CLOSE packet, and a page that closed a moment earlier has no
-        # writer left. Queue CLOSE without waiting, then close the WebSockets.
+        # writer left. A WebSocket gets engine.io CLOSE and a close frame saying
+        # why, written at once; a polling socket gets CLOSE queued for its next poll.
         eio = self.sio.eio
         for socket in list(eio.sockets.values()):
+            if isinstance(socket, DirectSocket):
+                socket.end(WSCloseCode.GOING_AWAY, "server shutting down")
             await socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
         eio.sockets = {}
-        websockets = list(self._websocket_class.open_sockets)
-        if websockets:
-            await asyncio.wait(
-                [asyncio.ensure_future(ws.close(code=WSCloseCode.GOING_AWAY,
-                                                message=b"server shutting down"))
-                 for ws in websockets],
-                timeout=SHUTDOWN_CLOSE_SECONDS)
         await self.sio.shutdown()
 
 
