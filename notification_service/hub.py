@@ -161,7 +161,7 @@ class Hub:
             self.idempotency.put(channel, idempotency_key, report)  # filled in below
         receipts = None
         if wait_ms is not None:
-            receipts = self.receipts.track(event.id, report.listeners.get("socketio", 0))
+            receipts = self.receipts.track(event, report.listeners.get("socketio", 0))
         for observer in self.observers:
             await self._observe(observer, event, report)
         for background in self.background_transports:
