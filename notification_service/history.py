@@ -65,6 +65,8 @@ class _Channel:
 # Memory that is not the data, measured on CPython 3.11 and rounded up, so that
 # total_bytes is what the history really holds (tests/test_history_memory.py checks it).
 _KEPT_OVERHEAD = sys.getsizeof(_Kept(0, "", "", 0.0, b"", False, False, 0)) + 8 + 32  # slot, float
+_BYTES_HEADER = sys.getsizeof(b"")  # what a bytes object costs besides its content
+_ASCII_HEADER = sys.getsizeof("")  # the same for an ASCII str (ids are ASCII)
 _PUSH_OPTIONS_SIZE = 256  # a Web Push options object (TTL, urgency, a 32-character topic)
 _CHANNEL_OVERHEAD = sys.getsizeof(_Channel()) + sys.getsizeof(deque()) + 160  # OrderedDict entry
 _EXPIRED_OVERHEAD = 160 + 32  # OrderedDict entry and the int it maps to
@@ -137,6 +139,10 @@ class MemoryHistory:
         self._channels: OrderedDict[str, _Channel] = OrderedDict()  # least recent first
         # Channels whose events all expired by age: channel -> newest sequence lost, oldest first.
         self._expired: OrderedDict[str, int] = OrderedDict()
+        # Publishes sweep at most this often (a tenth of max_age, at most 1 s), so
+        # the sweep costs the hot path one comparison; expiry is at most that late.
+        self._sweep_every = min(1.0, max_age / 10)
+        self._next_sweep = 0.0
 
     def append(self, channel: str, name: str, data: Any, *, push: PushRequest = False,
                receipt: bool = False) -> Event:
@@ -155,7 +161,7 @@ class MemoryHistory:
         else:
             self._channels.move_to_end(channel)
         kept.last_time = now
-        size = (sys.getsizeof(encoded) + sys.getsizeof(event.id) + sys.getsizeof(name)
+        size = (len(encoded) + _BYTES_HEADER + len(event.id) + _ASCII_HEADER + sys.getsizeof(name)
                 + _KEPT_OVERHEAD + (0 if isinstance(push, bool) else _PUSH_OPTIONS_SIZE))
         kept.events.append(_Kept(self.sequence, event.id, name, now, encoded, push, receipt,
                                  size))
@@ -163,8 +169,10 @@ class MemoryHistory:
         if len(kept.events) > self.per_channel:
             self._drop_oldest(kept)
         self._expire(kept, now)
-        self.sweep(now)
-        while self.total_bytes > self.max_bytes or self.channel_count() > self.max_channels:
+        if now >= self._next_sweep:
+            self.sweep(now)
+        while (self.total_bytes > self.max_bytes
+               or len(self._channels) + len(self._expired) > self.max_channels):
             if not self._shrink():
                 break
         return event
@@ -207,7 +215,9 @@ class MemoryHistory:
         run periodically (:meth:`sweeping`), so history nobody publishes to or
         reads any more goes even when nothing else happens.
         """
-        oldest_allowed = (self.clock() if now is None else now) - self.max_age
+        now = self.clock() if now is None else now
+        self._next_sweep = now + self._sweep_every
+        oldest_allowed = now - self.max_age
         while self._channels:
             channel, kept = next(iter(self._channels.items()))
             if kept.last_time >= oldest_allowed:
