@@ -5,9 +5,12 @@ disagree. An id is ``<epoch>-<sequence>``: the sequence increases strictly
 (one counter for the node, so ids also increase per channel), and the epoch
 changes whenever history is lost (a restart), so a client can tell "nothing
 missed" from "history gone". Kept history is bounded in events per channel,
-in age, and in total bytes across channels, so a bot firing at random codes
-cannot grow memory. When a reconnecting client asks for events older than
-what is kept, :meth:`MemoryHistory.since` says so: never a silent partial replay.
+in age (on every channel, also one nobody touches again), and in real memory
+across channels (data kept as JSON, see :class:`_Kept`), so a bot firing at
+random codes cannot grow memory. When a reconnecting client asks for events
+older than what is kept, :meth:`MemoryHistory.since` says so: never a silent
+partial replay. Replayed events are decoded again from JSON: equal to what was
+published as JSON, new objects every time.
 """
 
 from __future__ import annotations

@@ -73,7 +73,8 @@ class DeliveryReport:
     """What happened to one published event.
 
     ``duplicate`` is true when this answer is the remembered first answer to
-    a publish repeated with the same idempotency key (nothing was delivered).
+    a publish repeated with the same idempotency key (nothing was delivered;
+    its ``event`` has no data, since only the answer is remembered).
     """
 
     event: Event
