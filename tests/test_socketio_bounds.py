@@ -205,3 +205,29 @@ async def test_a_binary_websocket_frame_closes_the_connection(server, caplog):
     assert warnings(caplog) == ["closed socket.io connection from 127.0.0.1: a binary WebSocket "
                                 "frame (this server takes no binary data)"]
     assert no_tracebacks(caplog)
+
+
+@pytest.mark.browser
+async def test_the_page_helper_reports_too_slow_and_resumes(server, browser):
+    """notificationservice.js in Chromium: closed as too slow, it says so, comes back, misses nothing."""
+    page = await browser.new_page()
+    await page.goto(f"{server.url}/sources/example.html?code=slowpage")
+    await page.wait_for_function("() => NotificationService.status === 'registered'",
+                                 timeout=WAIT * 1000)
+    await page.evaluate("""() => {
+        window.statuses = []; window.ticks = [];
+        NotificationService.onStatus((status, detail) => statuses.push([status, detail]));
+        NotificationService.on('TICK', (data) => ticks.push(data.n));
+    }""")
+    await server.hub.publish("slowpage", "TICK", {"n": 0})
+    await page.wait_for_function("() => ticks.length === 1", timeout=WAIT * 1000)
+    [socket] = direct_sockets(server)
+    socket.too_slow()
+    for number in range(1, 4):
+        await server.hub.publish("slowpage", "TICK", {"n": number})
+    await page.wait_for_function(
+        "() => ticks.length === 4 && statuses.some(([s, d]) => s === 'disconnected' "
+        "&& d === 'too slow, resuming') && statuses[statuses.length - 1][0] === 'registered'",
+        timeout=WAIT * 2000)
+    assert await page.evaluate("() => ticks") == [0, 1, 2, 3]
+    await page.close()
