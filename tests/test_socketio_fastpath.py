@@ -7,6 +7,7 @@ upgrade from polling) and check what the client reads, in order.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -69,3 +70,18 @@ async def test_live_events_wait_behind_a_replay_that_waits(server):
     assert ack == {"ok": True, "code": "order", "replayed": 400}
     client.close()
 
+
+
+async def test_pings_keep_a_quiet_page_and_drop_a_silent_client(server):
+    """Pings are timer handles now: a page answering them stays, a client that never does goes."""
+    eio = server.app[SOCKETIO_KEY].sio.eio
+    eio.ping_interval, eio.ping_timeout = 1, 1
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(server.url, transports=["websocket"], wait_timeout=WAIT)
+    silent = await RawSocketIO.connect(server.port)
+    stream = await silent.read_all()  # until the server gives up on it
+    assert stream.count(b"\x81\x012") >= 1  # it was pinged, never answered
+    assert len(eio.sockets) == 1
+    await asyncio.sleep(3)  # three more ping intervals: the page answers each one
+    assert client.connected and len(eio.sockets) == 1
+    await client.disconnect()
