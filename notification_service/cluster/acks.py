@@ -159,10 +159,12 @@ class ClusterReceipts:
 
     async def _listen(self) -> None:
         """Take confirmations other nodes forward to this one."""
+        failing = False
         while True:
             pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.keys.acks(self.node))
+                failing = False
                 while True:
                     message = await pubsub.get_message(timeout=None)
                     if message is None or message.get("type") != "message":
@@ -174,7 +176,9 @@ class ClusterReceipts:
             except asyncio.CancelledError:
                 raise
             except REDIS_ERRORS as error:
-                log.warning("node %s cannot take forwarded receipts: %s", self.node, error)
+                if not failing:  # once per outage
+                    log.warning("node %s cannot take forwarded receipts: %s", self.node, error)
+                failing = True
                 await asyncio.sleep(RETRY_SECONDS)
             finally:
                 try:

@@ -45,7 +45,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-READ_BATCH = 1000
+# Entries per read. Each read is an await, so the connections' writers drain
+# between batches: a node catching up after an outage never floods a stream's
+# queue with a thousand events at once (an SSE queue holds 256).
+READ_BATCH = 100
 BLOCK_MS = 1000
 RETRY_SECONDS = 0.1
 SELF_DELIVERY_SECONDS = 2.0
@@ -98,6 +101,7 @@ class RedisBus:
         self.position = b"0-0"  # the last bus entry this node delivered
         self.reading = False  # false while Redis does not answer the reader
         self.on_hole: list[Any] = []  # callables(reason) that close this node's connections
+        self.on_reconnect: list[Any] = []  # coroutine functions run when Redis answers again
         self._task: asyncio.Task[None] | None = None
         self._waiting: dict[int, asyncio.Future[None]] = {}  # own entries not read back yet
         self._probes: dict[str, asyncio.Future[None]] = {}
@@ -219,6 +223,11 @@ class RedisBus:
             if failing is not None:
                 log.warning("node %s reads the bus again", self.node)
                 failing = None
+                for again in self.on_reconnect:  # Redis may have come back empty
+                    try:
+                        await again()
+                    except REDIS_ERRORS as error:
+                        log.warning("node %s: after reconnecting: %s", self.node, error)
             self.reading = True
             for _stream, entries in reply or ():
                 for entry_id, fields in entries:

@@ -19,6 +19,7 @@ from .acks import ClusterReceipts
 from .bus import RedisBus, connect_bus
 from .listeners import ListenerCounts
 from .mirror import HistoryMirror
+from .nodes import NODES_KEY
 from .redis import KEYS_KEY, REDIS_KEY
 
 BUS_KEY = web.AppKey("bus", RedisBus)
@@ -45,6 +46,7 @@ def install(app: web.Application, settings: Settings, hub: Hub, health: HealthCh
     hub.receipts = receipts  # type: ignore[assignment]
     hub.bus = bus
     health.add("bus", bus.probe)
+    bus.on_reconnect.append(app[NODES_KEY].announce)  # alive again at once, not in 5 s
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         counted = [transport for transport in hub.transports
