@@ -192,6 +192,9 @@ INTERNAL = _kind(500, 50001, "the server failed; the details are in its log, nev
 COMPONENT_FAILING = _kind(503, 50361, "`/health`: a component is failing (named in the answer)")
 ALERT_QUEUE_UNAVAILABLE = _kind(503, 50370, "alert queue: its shared state (Redis) does not "
                                             "answer; try again")
+BUS_UNAVAILABLE = _kind(503, 50380, "cluster mode: the event bus (Redis) does not answer; "
+                                    "nothing was published, retry with the same idempotency "
+                                    "key")
 SUBSCRIPTIONS_FULL = _kind(507, 50720, "Web Push: the store is full "
                                        "(`--webpush-max-subscriptions` or "
                                        "`--webpush-max-bytes`)")
