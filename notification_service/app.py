@@ -63,7 +63,8 @@ def create_app(settings: Settings) -> web.Application:
     app[HUB_KEY] = hub
     metrics.watch_history(history.event_count, lambda: history.total_bytes)
     access = ChannelAccess(spaces.setup(
-        app, settings.data_dir, spaces.SpaceLimits(settings.max_spaces, settings.spaces_max_bytes)))
+        app, settings.data_dir, spaces.SpaceLimits(settings.max_spaces, settings.spaces_max_bytes),
+        shared=settings.database_url is not None))
     app[ACCESS_KEY] = access
     health = app[HEALTH_KEY] = HealthChecks()
     health.add("data_dir", data_dir_check(settings.data_dir))
