@@ -62,9 +62,14 @@ def create_app(settings: Settings) -> web.Application:
     hub = Hub(history, metrics=metrics)
     app[HUB_KEY] = hub
     metrics.watch_history(history.event_count, lambda: history.total_bytes)
-    access = ChannelAccess(spaces.setup(
+    space_secrets = spaces.setup(
         app, settings.data_dir, spaces.SpaceLimits(settings.max_spaces, settings.spaces_max_bytes),
-        shared=settings.database_url is not None))
+        shared=settings.database_url is not None)
+    if settings.redis_url is not None:
+        from .cluster import wsemit
+        access = ChannelAccess(wsemit.setup(app, space_secrets))  # ws-emit's keys as secrets
+    else:
+        access = ChannelAccess(space_secrets)
     app[ACCESS_KEY] = access
     health = app[HEALTH_KEY] = HealthChecks()
     health.add("data_dir", data_dir_check(settings.data_dir))

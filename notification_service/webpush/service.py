@@ -128,15 +128,17 @@ def install(app: web.Application, settings: Settings, hub: Hub) -> WebPush:
 
 async def _check_shared_key(app: web.Application, settings: Settings, public_key: str,
                             key_file: Path) -> None:
-    """Refuse to start with a VAPID key other than the other nodes' (when there are others)."""
+    """Refuse to start (PostgreSQL) or warn (Redis alone) with another node's VAPID key."""
     from . import shared_key
     if settings.database_url is not None:
         from ..stores.postgres import POSTGRES_KEY
         await shared_key.check_in_postgres(app[POSTGRES_KEY].pool, public_key, key_file)
     elif settings.redis_url is not None:
         from ..cluster.redis import KEYS_KEY, REDIS_KEY
-        await shared_key.check_in_redis(app[REDIS_KEY], app[KEYS_KEY].vapid, public_key,
-                                        key_file)
+        warning = await shared_key.check_in_redis(app[REDIS_KEY], app[KEYS_KEY].vapid,
+                                                  public_key, key_file)
+        if warning is not None:
+            log.warning("%s", warning)
 
 
 def _push_jobs(app: web.Application, settings: Settings, store: SubscriptionStore,

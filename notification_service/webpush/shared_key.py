@@ -2,9 +2,13 @@
 
 Browsers bind a subscription to the public key it was made with, so a node
 pushing with another key fails every push (403 from the push service) while
-looking healthy. The first node records its public key (in PostgreSQL with
-``--database-url``, where the subscriptions are; else in Redis); every later
-node compares its own with it before it serves anything.
+looking healthy. The first node records its public key; every later node
+compares its own with it before it serves anything. With ``--database-url``
+(the subscriptions are shared) the record is in PostgreSQL and a node with
+another key refuses to start. With ``--redis-url`` alone each node keeps and
+sends its own subscriptions, so another key only breaks a browser that fetched
+the key from one node and subscribed through another: the record is in Redis
+and a node with another key starts with a warning.
 """
 
 from __future__ import annotations
@@ -44,8 +48,10 @@ async def check_in_postgres(pool: Any, public_key: str, key_file: Path) -> None:
         raise mismatch(public_key, recorded, key_file, "PostgreSQL")
 
 
-async def check_in_redis(client: Any, key: str, public_key: str, key_file: Path) -> None:
+async def check_in_redis(client: Any, key: str, public_key: str, key_file: Path) -> str | None:
+    """The warning to log if this node's key is not the recorded one (None: it is)."""
     await client.set(key, public_key, nx=True)
     recorded = (await client.get(key)).decode()
     if recorded != public_key:
-        raise mismatch(public_key, recorded, key_file, f"Redis key {key}")
+        return str(mismatch(public_key, recorded, key_file, f"Redis key {key}"))
+    return None
