@@ -128,7 +128,20 @@ class SharedConnectionRegistry(ConnectionRegistry):
                 self._wake.set()
                 await asyncio.sleep(RETRY_SECONDS)
             else:
+                if failing:  # others may have removed our entries while we were away
+                    self._rewrite_all()
                 failing = False
+
+    def _rewrite_all(self) -> None:
+        """Queue every local connection again (after an outage long enough to look dead)."""
+        for users in self._applications.values():
+            for connections in users.values():
+                for connection in connections.values():
+                    key = (connection.identity.application, self._field(connection))
+                    self._pending.setdefault(key, orjson.dumps(
+                        {"node": self.node, "info": connection.to_dict()}))
+        if self._pending:
+            self._wake.set()
 
     async def _remove_stale(self, own_only: bool = False) -> None:
         """Delete entries of this node (an earlier run) and, unless ``own_only``, of dead nodes."""
