@@ -104,6 +104,23 @@ async def test_a_node_starting_removes_dead_nodes_entries(redis_server, serve, h
     await client.aclose()
 
 
+async def test_connections_are_written_again_after_redis_restarts_empty(
+        redis_server, serve, http):
+    flags = {"redis_url": redis_server.url, "jwt_secret": SECRET, "admin_token": ADMIN}
+    a = await serve(node_name="a", **flags)
+    b = await serve(node_name="b", **flags)
+    alice = await open_stream(http, a.url, token=make_token("alice", "shop"))
+
+    async def b_lists_alice() -> bool:
+        status, body = await listing(http, b.url, "shop")
+        return status == 200 and set(body) == {"alice"}
+    await until(b_lists_alice)
+    await redis_server.restart()  # no persistence: every key is gone
+    # Liveness comes back within 5 s, the connections within the next check (5 s).
+    await until(b_lists_alice, timeout=15)
+    alice.close()
+
+
 async def test_listing_answers_503_while_redis_is_down(redis_server, serve, http):
     server = await serve(redis_url=redis_server.url, node_name="a", jwt_secret=SECRET,
                          admin_token=ADMIN)

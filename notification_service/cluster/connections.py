@@ -33,6 +33,7 @@ from .redis import KEYS_KEY, REDIS_KEY, RedisKeys
 log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 1.0
+CHECK_SECONDS = 5.0
 
 
 class SharedConnectionRegistry(ConnectionRegistry):
@@ -49,6 +50,11 @@ class SharedConnectionRegistry(ConnectionRegistry):
         self._pending: dict[tuple[str, str], bytes | None] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def _marker(self) -> str:
+        """A key this node keeps while its entries are in Redis: gone means Redis lost them."""
+        return self.keys.connections_marker(self.node)
 
     def _field(self, connection: ConnectionInfo) -> str:
         return f"{self.node} {connection.id}"
@@ -91,6 +97,7 @@ class SharedConnectionRegistry(ConnectionRegistry):
     # -- writing ---------------------------------------------------------
     async def start(self) -> None:
         await self._remove_stale()
+        await self.client.set(self._marker, self.node)
         self._task = asyncio.create_task(self._write(), name="connections-to-redis")
 
     async def stop(self) -> None:
@@ -101,13 +108,18 @@ class SharedConnectionRegistry(ConnectionRegistry):
             await asyncio.gather(task, return_exceptions=True)
         try:
             await self._remove_stale(own_only=True)
+            await self.client.delete(self._marker)
         except (aioredis.RedisError, OSError) as error:
             log.warning("could not withdraw this node's connections from Redis: %s", error)
 
     async def _write(self) -> None:
+        """Send queued changes; every :data:`CHECK_SECONDS` also check Redis still has ours."""
         failing = False
         while True:
-            await self._wake.wait()
+            try:
+                await asyncio.wait_for(self._wake.wait(), CHECK_SECONDS)
+            except asyncio.TimeoutError:
+                pass
             self._wake.clear()
             batch, self._pending = self._pending, {}
             try:
@@ -117,7 +129,8 @@ class SharedConnectionRegistry(ConnectionRegistry):
                             pipe.hdel(self.keys.connections(application), field)
                         else:
                             pipe.hset(self.keys.connections(application), field, value)
-                    await pipe.execute()
+                    pipe.set(self._marker, self.node, nx=True)
+                    *_written, marker_was_gone = await pipe.execute()
             except (aioredis.RedisError, OSError) as error:
                 if not failing:
                     log.warning("cannot write connections to Redis (%s); retrying every %g s",
@@ -128,7 +141,9 @@ class SharedConnectionRegistry(ConnectionRegistry):
                 self._wake.set()
                 await asyncio.sleep(RETRY_SECONDS)
             else:
-                if failing:  # others may have removed our entries while we were away
+                # Redis restarted empty, or we looked dead long enough for another
+                # node to remove our entries: write them all again.
+                if failing or marker_was_gone:
                     self._rewrite_all()
                 failing = False
 

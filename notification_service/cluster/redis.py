@@ -68,6 +68,10 @@ class RedisKeys:
         """Hash: the ``/connections`` registry of one application across nodes."""
         return self._key("conn", application)
 
+    def connections_marker(self, node: str) -> str:
+        """String: present while ``node``'s connections are in the hashes (gone: Redis lost them)."""
+        return self._key("conn-node", node)
+
     @property
     def inbox(self) -> str:
         """Stream with a consumer group: publishing from any language."""
