@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from notification_service.spaces import POSTGRES_MIGRATIONS
+from notification_service.webpush.keys import generate_key
 
 from .support import WAIT, connect_page
 
@@ -50,10 +51,18 @@ async def eventually(check, timeout: float = WAIT, step: float = 0.02) -> None:
     raise AssertionError(f"not within {timeout} s")
 
 
-async def test_a_secret_set_or_rotated_on_one_node_takes_effect_on_the_others(
-        postgres_url, serve, http):
-    a = await serve(database_url=postgres_url, admin_token=ADMIN)
-    b = await serve(database_url=postgres_url, admin_token=ADMIN)
+@pytest.fixture
+def shared(postgres_url, tmp_path):
+    """Settings of nodes sharing one database (and so one VAPID key)."""
+    key = tmp_path / "vapid.pem"
+    generate_key(key)
+    return {"database_url": postgres_url, "vapid_key": key, "admin_token": ADMIN}
+
+
+async def test_a_secret_set_or_rotated_on_one_node_takes_effect_on_the_others(shared, serve,
+                                                                              http):
+    a = await serve(**shared)
+    b = await serve(**shared)
 
     assert not await joins(b.url, "dir::files", "first")  # no secret yet
     assert (await put_secret(http, a.url, "dir", "first"))["created"] is True
@@ -65,7 +74,7 @@ async def test_a_secret_set_or_rotated_on_one_node_takes_effect_on_the_others(
     assert await joins(a.url, "dir::files", "second")
 
     # A node started later loads what is there.
-    c = await serve(database_url=postgres_url, admin_token=ADMIN)
+    c = await serve(**shared)
     assert await joins(c.url, "dir::files", "second")
 
     # Deleting on b: a and c refuse every new join.
