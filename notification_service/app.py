@@ -93,7 +93,8 @@ def create_app(settings: Settings) -> web.Application:
         connections = app[REGISTRY_KEY] = ConnectionRegistry(**bounds)
 
     socketio_transport = SocketIOTransport(
-        hub, cors_allowed_origins=cors.socketio_origins(settings.cors_origins))
+        hub, cors_allowed_origins=cors.socketio_origins(settings.cors_origins),
+        output_budget=settings.output_budget)
     socketio_transport.enable_channels(
         access, max_per_connection=settings.max_channels_per_connection)
     socketio_transport.use_identities(verifier, connections)

@@ -181,6 +181,9 @@ LOOKUP_RATE_LIMITED = _kind(429, 42902, "this address looks up channels (polling
                                         "socket.io registrations) faster than `--lookup-rate`")
 TOKEN_FAILURES_LIMITED = _kind(429, 42903, "this address sent too many wrong tokens or secrets "
                                            "(`--token-failure-rate`)")
+TOO_SLOW = _kind(429, 42904, "(socket.io `ERROR` event, then the connection closes) more "
+                 "than `--output-budget` bytes were waiting for this client: it reconnects and "
+                 "resumes from its last event id")
 SUBSCRIBE_RATE_LIMITED = _kind(429, 42920, "Web Push: this address subscribes faster than "
                                            "`--subscribe-rate`")
 APPLICATION_CONNECTIONS_FULL = _kind(429, 42960, "this application already has "
