@@ -227,6 +227,12 @@ class SocketIOTransport:
         room = self._room(channel)
         return len(room) if room else 0
 
+    def listener_counts(self) -> dict[str, int]:
+        """Listeners per channel (cluster mode writes them to Redis, batched; not per event)."""
+        return {room[1:]: len(members) for room, members
+                in self.sio.manager.rooms.get(NAMESPACE, {}).items()
+                if isinstance(room, str) and room.startswith(ROOM_PREFIX)}
+
     def deliver(self, event: Event) -> int:
         """Queue the event, encoded once, on the engine.io socket of every room member.
 
