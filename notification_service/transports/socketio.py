@@ -21,6 +21,7 @@ from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet as socketio_packet
 
 from .. import jsoncodec
+from . import longpolling
 from ..access import ChannelAccess, Identity
 from ..errors import (INVALID_CHANNEL, INVALID_CODE, TOKEN_MALFORMED, TOO_MANY_CHANNELS,
                       ApiError)
@@ -102,6 +103,7 @@ class SocketIOTransport:
         self._websocket_class = type("TrackedWebSocket", (UncompressedWebSocket,),
                                      {"open_sockets": weakref.WeakSet()})
         self.sio.eio._async = {**self.sio.eio._async, "websocket": self._websocket_class}
+        longpolling.install(self.sio.eio)
         self._codes: dict[str, str] = {}
         self._plain: set[str] = set()  # connections that asked for events without metadata
         self._channels: dict[str, set[str]] = {}  # sid -> channels joined by subscribe/join
