@@ -19,6 +19,7 @@ from aiohttp import web
 from .events import Event, PushRequest
 from .history import MemoryHistory
 from .idempotency import IdempotencyCache
+from .logs import info_line
 from .metrics import Metrics
 from .receipts import Receipts
 
@@ -168,8 +169,10 @@ class Hub:
             report.listeners[background.name] = await self._deliver_in_background(
                 background, event)
         self.metrics.published(way, started, report.listeners)
-        log.info("published %s to %s id=%s listeners=%d", name, mask(channel), event.id,
-                 report.total, extra={"event_id": event.id, "channel": mask(channel)})
+        if log.isEnabledFor(logging.INFO):  # one finished line, no LogRecord (logs.info_line)
+            masked = mask(channel)
+            info_line(log, f"published {name} to {masked} id={event.id} listeners={report.total}",
+                      event_id=event.id, channel=masked)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("event %s on %s data=%r", event.id, channel, data)
         if receipts is not None:
