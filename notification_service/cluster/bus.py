@@ -231,7 +231,13 @@ class RedisBus:
             self.reading = True
             for _stream, entries in reply or ():
                 for entry_id, fields in entries:
-                    await self._take(entry_id, fields)
+                    try:
+                        await self._take(entry_id, fields)
+                    except REDIS_ERRORS:
+                        raise
+                    except Exception:  # one bad entry must never stop the reader
+                        log.exception("node %s could not deliver bus entry %s", self.node,
+                                      entry_id.decode())
 
     async def _take(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         previous = fields.get(b"p", b"")

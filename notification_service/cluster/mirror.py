@@ -12,13 +12,14 @@ assigns an id: ids come from the publish step.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from .. import jsoncodec
 from ..events import Event
-from ..history import MemoryHistory, _Channel, event_sequence
+from ..history import _EXPIRED_OVERHEAD, MemoryHistory, event_sequence
 from .redis import RedisKeys
 
 log = logging.getLogger(__name__)
@@ -34,39 +35,27 @@ class HistoryMirror(MemoryHistory):
 
     def keep(self, event: Event) -> None:
         """Keep ``event`` (read from the bus), unless the mirror has it already."""
+        sequence = event_sequence(event)
         kept = self._channels.get(event.channel)
-        if kept is not None and kept.events and \
-                event_sequence(kept.events[-1][0]) >= event_sequence(event):
+        if kept is not None and kept.events and kept.events[-1].sequence >= sequence:
             return  # loaded at start, and read again from the bus
-        self.keep_new(event)
-
-    def keep_new(self, event: Event) -> None:
-        size = len(jsoncodec.dumps_bytes(event.data))
-        kept = self._channels.get(event.channel)
-        if kept is None:
-            kept = self._channels[event.channel] = _Channel()
-        else:
-            self._channels.move_to_end(event.channel)
-        kept.events.append((event, size))
-        self.total_bytes += size
-        if len(kept.events) > self.per_channel:
-            self._drop_oldest(kept)
-        self._expire(kept, self.clock())
-        while self._channels and (self.total_bytes > self.max_bytes
-                                  or len(self._channels) > self.max_channels):
-            self._shrink_least_recent()
+        self._keep(event, sequence)
 
     def mark_dropped(self, channel: str, upto: int) -> None:
         """Events of ``channel`` up to sequence ``upto`` are gone (trimmed in Redis)."""
         kept = self._channels.get(channel)
-        if kept is None:
-            kept = self._channels[channel] = _Channel()
-        kept.dropped_upto = max(kept.dropped_upto, upto)
+        if kept is not None:
+            kept.dropped_upto = max(kept.dropped_upto, upto)
+        elif upto:  # nothing kept of it here: remembered like a channel that expired
+            if channel not in self._expired:
+                self.total_bytes += _EXPIRED_OVERHEAD + sys.getsizeof(channel)
+            self._expired[channel] = max(self._expired.get(channel, 0), upto)
 
     def reset(self, epoch: str) -> None:
         """Forget everything (before a reload); ``epoch`` is the cluster's epoch now."""
         self.epoch = epoch
         self._channels.clear()
+        self._expired.clear()
         self.total_bytes = 0
         self.forgotten_upto = 0
 
