@@ -34,7 +34,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from .. import jsoncodec
-from ..errors import BUS_UNAVAILABLE, ApiError
+from ..errors import BUS_BEHIND, BUS_UNAVAILABLE, ApiError
 from ..events import Event, PushRequest
 from . import mirror as mirrors
 from .publish_step import Outcome, PublishStep
@@ -100,7 +100,7 @@ class RedisBus:
                                 history_age=history_age)
         self.position = b"0-0"  # the last bus entry this node delivered
         self.reading = False  # false while Redis does not answer the reader
-        self.on_hole: list[Any] = []  # callables(reason) that close this node's connections
+        self.on_hole: list[Any] = []  # coroutine functions(message, code) closing connections
         self.on_reconnect: list[Any] = []  # coroutine functions run when Redis answers again
         self._task: asyncio.Task[None] | None = None
         self._waiting: dict[int, asyncio.Future[None]] = {}  # own entries not read back yet
@@ -278,15 +278,15 @@ class RedisBus:
         """Entries between this node's position and ``previous`` are gone for good."""
         if previous == b"":  # a fresh bus (Redis restarted empty): nothing was skipped
             return
-        reason = ("this node fell behind the event bus (or Redis was restored from an older "
-                  "copy); reconnect and resume with your last event id")
+        behind = BUS_BEHIND("This server fell behind the event bus (or Redis was restored from "
+                            "an older copy): reconnect and resume with your last event id.")
         log.warning("node %s found a hole in the bus after %s (next entry follows %s): "
                     "reloading history and closing connections", self.node,
                     self.position.decode(), previous.decode())
         await self._reload(self.mirror.epoch)
         for close in self.on_hole:
             try:
-                await close(reason)
+                await close(behind.message, behind.code)
             except Exception:
                 log.exception("closing connections after a hole in the bus failed")
 
