@@ -173,12 +173,11 @@ async def run_mode(cluster: bool, events: int, rate: float) -> Outcome:
             for process in reversed(processes):
                 stop(process)
     arrived = json.loads(arrived_line)
-    print("  p50 per listener ms:", [round(percentile(one, 0.5) * 1000, 2) for one in arrived["latencies"]], flush=True)
     latencies = arrived["latencies"][1:] if cluster else arrived["latencies"]
     flat = [value for one in latencies for value in one]
     cpu = sum(after) - sum(before)
-    print("  per node CPU us/event:", [round((a - b) / events * 1e6) for a, b in zip(after, before)],
-          flush=True)
+    by_node = [round((a - b) / events * 1e6) for a, b in zip(after, before)]
+    print(f"  node CPU per event by node (node 0 publishes): {by_node} µs", flush=True)
     ok = int(published.get("200", 0))
     return Outcome(cpu / events, cpu / events / len(nodes), percentile(flat, 0.5),
                    percentile(flat, 0.99), sum(max(0, ok - count) for count in arrived["counts"]),
@@ -203,7 +202,9 @@ async def orchestrate(events: int, rate: float, rounds: int) -> None:
     def median(mode: str, name: str) -> float:
         return statistics.median(getattr(outcome, name) for outcome in results[mode])
 
-    print(f"\n{events} events at {rate:g}/s, medians of {rounds} interleaved rounds\n")
+    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
+    print(f"\n{events} events at {rate:g}/s, medians of {rounds} interleaved rounds "
+          f"(load average at the end: {load})\n")
     print("| mode | node CPU per event (all nodes) | per node | publish-to-receive p50 | p99 | lost |")
     print("|---|---|---|---|---|---|")
     for mode, label in (("single", "1 node"), ("cluster", "3 nodes + Redis (cross-node)")):

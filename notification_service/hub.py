@@ -239,7 +239,9 @@ class Hub:
                 background, event)
         if idempotency_key is not None and report.extra:
             await self.bus.remember(channel, idempotency_key, report)
-        self.metrics.published(way, started, report.listeners)
+        # Live deliveries are counted where they happen (deliver, on every node).
+        self.metrics.published(way, started, {background.name: report.listeners[background.name]
+                                              for background in self.background_transports})
         log.info("published %s to %s id=%s listeners=%d", name, mask(channel), event.id,
                  report.total, extra={"event_id": event.id, "channel": mask(channel)})
         if waiting is not None:
@@ -256,8 +258,12 @@ class Hub:
         """
         self.history.keep(event)  # type: ignore[attr-defined]
         delivered = 0
+        metrics = self.metrics
         for transport in self.transports:
-            delivered += transport.deliver(event)
+            count = transport.deliver(event)
+            if count:
+                metrics.delivered(transport.name, count)
+                delivered += count
         if receipt:
             self.receipts.delivered(event, origin, receipt)  # type: ignore[attr-defined]
         return delivered

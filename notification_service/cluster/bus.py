@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +101,7 @@ class RedisBus:
                                 history_age=history_age)
         self.position = b"0-0"  # the last bus entry this node delivered
         self.reading = False  # false while Redis does not answer the reader
+        self.behind = False  # the last read filled a whole batch: more is waiting
         self.on_hole: list[Any] = []  # coroutine functions(message, code) closing connections
         self.on_reconnect: list[Any] = []  # coroutine functions run when Redis answers again
         self._task: asyncio.Task[None] | None = None
@@ -202,6 +204,12 @@ class RedisBus:
         finally:
             self._probes.pop(token, None)
 
+    def lag(self) -> float:
+        """Seconds this node's reader is behind the bus (``notify_bus_lag_seconds``)."""
+        if self.reading and not self.behind:
+            return 0.0
+        return max(0.0, time.time() - sequence_of(self.position) / 1_000_000)
+
     # -- reading ---------------------------------------------------------
     async def _read(self) -> None:
         failing: str | None = None
@@ -229,6 +237,7 @@ class RedisBus:
                     except REDIS_ERRORS as error:
                         log.warning("node %s: after reconnecting: %s", self.node, error)
             self.reading = True
+            self.behind = any(len(entries) >= READ_BATCH for _stream, entries in reply or ())
             for _stream, entries in reply or ():
                 for entry_id, fields in entries:
                     try:
