@@ -248,7 +248,8 @@ class Hub:
             report.acknowledged = await self.receipts.wait(waiting, wait_ms)  # type: ignore[arg-type]
         return report
 
-    def deliver(self, event: Event, *, origin: str = "", receipt: str = "") -> int:
+    def deliver(self, event: Event, *, origin: str = "", receipt: str = "",
+                encoded: bytes | None = None) -> int:
         """Cluster mode: hand one event read from the bus to every live transport.
 
         The bus reader calls it for every event, in bus order, on every node.
@@ -256,7 +257,7 @@ class Hub:
         and every transport queues it with no await in between, so a client
         resuming on this node never sees it twice nor misses it.
         """
-        self.history.keep(event)  # type: ignore[attr-defined]
+        self.history.keep(event, encoded)  # type: ignore[attr-defined]
         delivered = 0
         metrics = self.metrics
         for transport in self.transports:

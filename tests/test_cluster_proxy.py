@@ -58,3 +58,8 @@ async def test_websocket_round_robin_and_sticky_polling_behind_nginx(spawn, redi
         await asyncio.gather(*(asyncio.wait_for(page.close(), WAIT) for page in pages),
                              return_exceptions=True)
         await client.aclose()
+
+
+def test_readme_shows_the_cluster_configuration_the_tests_run():
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert f"```nginx\n{CONF.read_text()}```" in readme

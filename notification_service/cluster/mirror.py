@@ -33,13 +33,14 @@ class HistoryMirror(MemoryHistory):
     def append(self, *_args: Any, **_kwargs: Any) -> Event:
         raise RuntimeError("in cluster mode ids come from the publish step in Redis")
 
-    def keep(self, event: Event) -> None:
-        """Keep ``event`` (read from the bus), unless the mirror has it already."""
+    def keep(self, event: Event, encoded: bytes | None = None) -> None:
+        """Keep ``event`` (read from the bus, its data as ``encoded`` JSON), unless the
+        mirror has it already."""
         sequence = event_sequence(event)
         kept = self._channels.get(event.channel)
         if kept is not None and kept.events and kept.events[-1].sequence >= sequence:
             return  # loaded at start, and read again from the bus
-        self._keep(event, sequence)
+        self._keep(event, sequence, encoded)
 
     def mark_dropped(self, channel: str, upto: int) -> None:
         """Events of ``channel`` up to sequence ``upto`` are gone (trimmed in Redis)."""
@@ -88,7 +89,7 @@ async def load(mirror: HistoryMirror, client: aioredis.Redis, keys: RedisKeys,
             except aioredis.ResponseError:  # expired between SCAN and XRANGE
                 continue
         for entry_id, fields in entries[-mirror.per_channel:] if mirror.per_channel else []:
-            mirror.keep(decode_entry(channel, entry_id, fields))
+            mirror.keep(decode_entry(channel, entry_id, fields), fields[b"d"])
             loaded += 1
         deleted = info.get("max-deleted-entry-id", b"0-0")
         dropped = int((deleted.decode() if isinstance(deleted, bytes) else str(deleted))
