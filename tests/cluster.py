@@ -24,9 +24,19 @@ PREFIX = "notify"
 
 async def start_nodes(spawn: Callable[..., Awaitable[ServerProcess]], redis_url: str,
                       count: int = 3, *flags: str) -> list[ServerProcess]:
-    """``count`` nodes named node0, node1, ... on ``redis_url``, started one after the other."""
-    return [await spawn("--redis-url", redis_url, "--node-name", f"node{index}", *flags)
-            for index in range(count)]
+    """``count`` nodes named node0, node1, ... on ``redis_url``, started one after the other.
+
+    They share node0's VAPID key, as an operator copies it to every node: a
+    node with a key of its own refuses to start.
+    """
+    first = await spawn("--redis-url", redis_url, "--node-name", "node0", *flags)
+    return [first, *[await spawn("--redis-url", redis_url, "--node-name", f"node{index}",
+                                 *vapid_of(first), *flags) for index in range(1, count)]]
+
+
+def vapid_of(node: ServerProcess) -> tuple[str, str]:
+    """The flags that give another node ``node``'s VAPID key (every node must share it)."""
+    return ("--vapid-key", str(node.folder / "data" / "vapid_private.pem"))
 
 
 async def listener_total(client: aioredis.Redis, channel: str) -> int:

@@ -11,7 +11,7 @@ import asyncio
 import redis.asyncio as aioredis
 
 from .cluster import (Listeners, page_ids, publish, publish_many, sequence, start_nodes,
-                      until_listeners)
+                      until_listeners, vapid_of)
 from .sse_client import open_stream
 from .support import WAIT, connect_page
 
@@ -76,7 +76,7 @@ async def test_with_aof_nothing_acknowledged_is_lost_over_a_restart(spawn, redis
     await redis_persistent.restart()  # SIGTERM: Redis writes its append-only file
     await until_published(http, nodes[0], "other")
     late = await spawn("--redis-url", redis_persistent.url, "--node-name", "late",
-                       "--history-size", "500")  # fills its mirror from Redis alone
+                       "--history-size", "500", *vapid_of(nodes[0]))  # fills its mirror from Redis alone
     acknowledged = sorted((answer["id"] for answer in answers), key=sequence)
     for node in (*nodes, late):
         async with http.get(f"{node.url}/channels/ledger/events") as response:
@@ -87,7 +87,8 @@ async def test_with_aof_nothing_acknowledged_is_lost_over_a_restart(spawn, redis
 async def test_a_node_cut_off_from_redis_for_5_s_loses_nothing(spawn, redis_server,
                                                                redis_proxy, http):
     publisher, = await start_nodes(spawn, redis_server.url, 1)
-    cut = await spawn("--redis-url", redis_proxy.url, "--node-name", "cut")
+    cut = await spawn("--redis-url", redis_proxy.url, "--node-name", "cut",
+                      *vapid_of(publisher))
     listeners = Listeners()
     client = aioredis.from_url(redis_server.url)
     try:
