@@ -58,8 +58,12 @@ def create_app(settings: Settings) -> web.Application:
         from .stores import postgres
         postgres.setup(app, settings.database_url)
     metrics = app[METRICS_KEY] = Metrics()
-    history = MemoryHistory(per_channel=settings.history_size, max_age=settings.history_age,
-                            max_bytes=settings.history_bytes)
+    if settings.redis_url is None:
+        history = MemoryHistory(per_channel=settings.history_size,
+                                max_age=settings.history_age, max_bytes=settings.history_bytes)
+    else:
+        from .cluster import wiring
+        history = wiring.mirror_for(settings)
     app.cleanup_ctx.append(history.sweeping)  # untouched channels expire by age too
     hub = Hub(history, IdempotencyCache(max_bytes=settings.idempotency_bytes), metrics=metrics)
     app[HUB_KEY] = hub
@@ -75,6 +79,8 @@ def create_app(settings: Settings) -> web.Application:
     app[ACCESS_KEY] = access
     health = app[HEALTH_KEY] = HealthChecks()
     health.add("data_dir", data_dir_check(settings.data_dir))
+    if settings.redis_url is not None:
+        wiring.install(app, settings, hub, health)
     verifier = app[JWT_VERIFIER_KEY] = JwtVerifier.from_files(
         secret=settings.jwt_secret, public_key_file=settings.jwt_public_key,
         leeway=settings.jwt_leeway)
@@ -87,7 +93,8 @@ def create_app(settings: Settings) -> web.Application:
         connections = app[REGISTRY_KEY] = ConnectionRegistry(**bounds)
 
     socketio_transport = SocketIOTransport(
-        hub, cors_allowed_origins=cors.socketio_origins(settings.cors_origins))
+        hub, cors_allowed_origins=cors.socketio_origins(settings.cors_origins),
+        output_budget=settings.output_budget)
     socketio_transport.enable_channels(
         access, max_per_connection=settings.max_channels_per_connection)
     socketio_transport.use_identities(verifier, connections)

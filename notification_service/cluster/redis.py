@@ -55,6 +55,10 @@ class RedisKeys:
         """Hash: live listeners of a channel per node and transport."""
         return self._key("lc", channel)
 
+    def acks(self, node: str) -> str:
+        """Pub/sub channel: receipts other nodes forward to the node that published."""
+        return self._key("ack", node)
+
     def node(self, name: str) -> str:
         """String with a TTL: the node is alive while it exists."""
         return self._key("node", name)

@@ -12,8 +12,6 @@ in Redis with ``--redis-url`` alone); with both ``--redis-url`` and
 from __future__ import annotations
 
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, AsyncIterator
@@ -23,6 +21,7 @@ from aiohttp import web
 from ..config import Settings
 from ..hub import Hub
 from . import keys
+from .crypto import LazyProcessPool
 from .endpoints import EndpointPolicy
 from .pusher import Pusher
 from .sender import VapidHeaders, WebPushSender
@@ -102,10 +101,7 @@ def install(app: web.Application, settings: Settings, hub: Hub) -> WebPush:
         await store.open()
         await _check_shared_key(app, settings, public_key, key_file)
         if settings.webpush_crypto_processes > 0:
-            # spawn, not fork: the parent has threads (the store's) and a running loop,
-            # and spawn is what Windows and macOS do anyway. Workers start on first use.
-            sender.crypto_executor = ProcessPoolExecutor(
-                settings.webpush_crypto_processes, mp_context=multiprocessing.get_context("spawn"))
+            sender.crypto_executor = LazyProcessPool(settings.webpush_crypto_processes)
         await sender.start()
         if settings.redis_url is not None and settings.database_url is not None:
             transport.jobs = _push_jobs(app, settings, store, sender)
