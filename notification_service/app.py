@@ -15,6 +15,7 @@ from .config import PACKAGE_WEB_ROOT, SETTINGS_KEY, Settings
 from .errors import error_middleware
 from .folders import prepare
 from .history import MemoryHistory
+from .idempotency import IdempotencyCache
 from .hub import HUB_KEY, Hub
 from .identity import JWT_VERIFIER_KEY, JwtVerifier
 from .metrics import METRICS_KEY, Metrics
@@ -59,7 +60,8 @@ def create_app(settings: Settings) -> web.Application:
     metrics = app[METRICS_KEY] = Metrics()
     history = MemoryHistory(per_channel=settings.history_size, max_age=settings.history_age,
                             max_bytes=settings.history_bytes)
-    hub = Hub(history, metrics=metrics)
+    app.cleanup_ctx.append(history.sweeping)  # untouched channels expire by age too
+    hub = Hub(history, IdempotencyCache(max_bytes=settings.idempotency_bytes), metrics=metrics)
     app[HUB_KEY] = hub
     metrics.watch_history(history.event_count, lambda: history.total_bytes)
     access = ChannelAccess(spaces.setup(

@@ -295,10 +295,15 @@ class Settings:
     history_size: int = setting(
         100, "--history-size", "Events kept per channel for clients that resume.", minimum=0)
     history_age: float = setting(
-        600.0, "--history-age", "Seconds an event is kept for clients that resume.", minimum=0)
+        600.0, "--history-age", "Seconds an event is kept for clients that resume, on every "
+        "channel (also one nobody publishes to again).", minimum=0)
     history_bytes: int = setting(
-        64 * MiB, "--history-bytes", "Event data kept across all channels, in bytes.",
-        shown_default="64 MiB", minimum=0)
+        64 * MiB, "--history-bytes", "Memory the kept history may use across all channels, in "
+        "bytes: event data as JSON plus its bookkeeping.", shown_default="64 MiB", minimum=0)
+    idempotency_bytes: int = setting(
+        8 * MiB, "--idempotency-bytes", "Memory the answers remembered for idempotency keys may "
+        "use, in bytes (the oldest is forgotten first; event data is never kept).",
+        shown_default="8 MiB", minimum=0)
     # -- who may publish and administer -------------------------------------
     publish_token: str | None = setting(
         None, "--publish-token",

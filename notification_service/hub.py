@@ -18,7 +18,7 @@ from aiohttp import web
 
 from .events import Event, PushRequest
 from .history import MemoryHistory
-from .idempotency import IdempotencyCache
+from .idempotency import FirstAnswer, IdempotencyCache
 from .logs import info_line
 from .metrics import Metrics
 from .receipts import Receipts
@@ -74,7 +74,8 @@ class DeliveryReport:
     """What happened to one published event.
 
     ``duplicate`` is true when this answer is the remembered first answer to
-    a publish repeated with the same idempotency key (nothing was delivered).
+    a publish repeated with the same idempotency key (nothing was delivered;
+    its ``event`` has no data, since only the answer is remembered).
     """
 
     event: Event
@@ -111,11 +112,11 @@ class Hub:
     """
 
     def __init__(self, history: MemoryHistory | None = None,
-                 idempotency: IdempotencyCache[DeliveryReport] | None = None,
+                 idempotency: IdempotencyCache | None = None,
                  metrics: Metrics | None = None) -> None:
         self.history = history or MemoryHistory()
         self.metrics = metrics or Metrics()
-        self.idempotency: IdempotencyCache[DeliveryReport] = idempotency or IdempotencyCache()
+        self.idempotency = idempotency or IdempotencyCache()
         self.receipts = Receipts()
         self.transports: list[Transport] = []
         self.background_transports: list[BackgroundTransport] = []
@@ -150,7 +151,7 @@ class Hub:
             first = self.idempotency.get(channel, idempotency_key)
             if first is not None:
                 log.info("duplicate publish to %s ignored (idempotency key)", mask(channel))
-                return DeliveryReport(first.event, dict(first.listeners), duplicate=True,
+                return DeliveryReport(first.event(channel), dict(first.listeners), duplicate=True,
                                       extra=dict(first.extra))
         event = self.history.append(channel, name, data, push=push, receipt=wait_ms is not None)
         report = DeliveryReport(event)
@@ -159,10 +160,11 @@ class Hub:
         # Still before the first await: a retry with the same key, or a receipt,
         # arriving while Web Push looks up subscriptions finds what it needs.
         if idempotency_key is not None:
-            self.idempotency.put(channel, idempotency_key, report)  # filled in below
+            self.idempotency.put(channel, idempotency_key, FirstAnswer(  # filled in below
+                event.id, name, event.time, report.listeners, report.extra))
         receipts = None
         if wait_ms is not None:
-            receipts = self.receipts.track(event.id, report.listeners.get("socketio", 0))
+            receipts = self.receipts.track(event, report.listeners.get("socketio", 0))
         for observer in self.observers:
             await self._observe(observer, event, report)
         for background in self.background_transports:

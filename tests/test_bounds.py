@@ -99,3 +99,42 @@ async def test_identified_connections_are_bounded_per_application_and_in_all(ser
     assert anonymous.status == 200  # listeners without an identity are not listed, not limited
     for response in (*opened, anonymous):
         response.close()
+
+
+def test_the_registry_is_bounded_in_bytes_by_its_count_and_the_name_limits():
+    """The byte side of --max-identified-connections: JWT names are at most 128
+    characters (identity.NAME_MAX_LENGTH), so a full registry of the costliest
+    entries (distinct 4-byte-character applications and users) stays under
+    2 KiB a connection, and a connection past the bound adds nothing."""
+    import gc
+    import tracemalloc
+
+    from notification_service.access import Identity
+    from notification_service.errors import ApiError
+    from notification_service.identity import NAME_MAX_LENGTH
+    from notification_service.registry import ConnectionInfo, ConnectionRegistry
+
+    bound, per_connection = 2_000, 2 * KiB
+    gc.collect()
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        registry = ConnectionRegistry(max_per_application=bound, max_total=bound)
+        refused = 0
+        for n in range(bound + 500):
+            name = f"{n:06d}" + "\U0001F600" * (NAME_MAX_LENGTH - 6)
+            identity = Identity(name, name)
+            try:
+                registry.admit(identity)
+            except ApiError:
+                refused += 1
+                continue
+            registry.add(ConnectionInfo(f"{n:020d}", identity, "sse", "2001:db8::1"))
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - start
+    finally:
+        tracemalloc.stop()
+    print(f"\n{registry.total} identified connections: {held / KiB:.0f} KiB "
+          f"({held / registry.total:.0f} B each), {refused} refused")
+    assert registry.total == bound and refused == 500
+    assert held <= bound * per_connection

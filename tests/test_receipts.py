@@ -70,3 +70,40 @@ async def test_receipts_count_once_per_listener_and_survive_a_push_lookup(server
     answer = await publishing
     assert (answer["count"], answer["acknowledged"]) == (2, 1)
     assert server.hub.receipts._tracked == {}
+
+
+async def test_only_a_connection_the_event_was_delivered_to_can_confirm_it_once(
+        server, pages, http):
+    """Hardening row 9: receipts cannot be forged.
+
+    Ids are predictable, so a connection on another channel (or on none, or one
+    that joined after the delivery) sends RECEIVED for the id: it counts 0. The
+    listener confirming three times counts 1.
+    """
+    listener = await pages(query="code=rf")
+    outsider = await pages(query="code=elsewhere")
+    stranger = await pages()  # on no channel at all
+
+    async def publish(wait_ms: int) -> dict:
+        async with http.get(f"{server.url}/notify?code=rf&event=x&wait={wait_ms}") as response:
+            return await response.json()
+
+    forged = asyncio.create_task(publish(1000))
+    [_data] = await listener.wait_for("X")
+    [(_data, meta)] = listener.with_meta("X")
+    late = await pages(query="code=rf")  # on the channel now, but joined after the delivery
+    for forger in (outsider, stranger, late):
+        for _ in range(3):
+            await forger.emit("RECEIVED", {"id": meta["id"]})  # handled before it returns
+    answer = await forged
+    assert (answer["count"], answer["acknowledged"]) == (1, 0)
+
+    repeated = asyncio.create_task(publish(1000))
+    await listener.wait_for("X", count=2)
+    second = listener.with_meta("X")[1][1]
+    for _ in range(3):
+        await listener.emit("RECEIVED", {"id": second["id"]})
+    await outsider.emit("RECEIVED", {"id": second["id"]})
+    answer = await repeated
+    assert (answer["count"], answer["acknowledged"]) == (2, 1)  # the late page never confirmed
+    assert server.hub.receipts._tracked == {}

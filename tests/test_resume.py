@@ -132,10 +132,12 @@ def test_history_bounds_count_age_bytes_and_channels():
     assert history.since("b", "e-7").gap is True  # b's event 8 is gone
     assert history.since("b", "e-8").gap is False  # the client saw it before it went
 
-    big = MemoryHistory(per_channel=100, max_bytes=100, epoch="f")
-    for n in range(10):
-        big.append("x", "X", "y" * 30)  # 32 bytes each as JSON
-    assert len(big.recent("x")) == 3 and big.total_bytes == 96
+    big = MemoryHistory(per_channel=100, max_bytes=10_000, epoch="f")
+    for n in range(100):
+        big.append("x", "X", "y" * 998)  # 1000 bytes each as JSON, plus bookkeeping
+    kept = big.recent("x")
+    assert 5 <= len(kept) < 10 and 9_000 < big.total_bytes <= 10_000
+    assert [event.data for event in kept] == ["y" * 998] * len(kept)
 
 
 def test_ids_increase_per_channel_across_channels():

@@ -115,6 +115,7 @@ class SocketIOTransport:
         self.sio.on("REGISTER", self._on_register)
         self.sio.on("RECEIVED", self._on_received)
         hub.add_transport(self)
+        hub.receipts.confirmations_from(lambda channel: self._room(channel) or ())
 
     def attach(self, app: web.Application) -> None:
         self.sio.attach(app)
