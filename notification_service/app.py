@@ -58,26 +58,43 @@ def create_app(settings: Settings) -> web.Application:
         from .stores import postgres
         postgres.setup(app, settings.database_url)
     metrics = app[METRICS_KEY] = Metrics()
-    history = MemoryHistory(per_channel=settings.history_size, max_age=settings.history_age,
-                            max_bytes=settings.history_bytes)
+    if settings.redis_url is None:
+        history = MemoryHistory(per_channel=settings.history_size,
+                                max_age=settings.history_age, max_bytes=settings.history_bytes)
+    else:
+        from .cluster import wiring
+        history = wiring.mirror_for(settings)
     app.cleanup_ctx.append(history.sweeping)  # untouched channels expire by age too
     hub = Hub(history, IdempotencyCache(max_bytes=settings.idempotency_bytes), metrics=metrics)
     app[HUB_KEY] = hub
     metrics.watch_history(history.event_count, lambda: history.total_bytes)
-    access = ChannelAccess(spaces.setup(
-        app, settings.data_dir, spaces.SpaceLimits(settings.max_spaces, settings.spaces_max_bytes)))
+    space_secrets = spaces.setup(
+        app, settings.data_dir, spaces.SpaceLimits(settings.max_spaces, settings.spaces_max_bytes),
+        shared=settings.database_url is not None)
+    if settings.redis_url is not None:
+        from .cluster import wsemit
+        access = ChannelAccess(wsemit.setup(app, space_secrets))  # ws-emit's keys as secrets
+    else:
+        access = ChannelAccess(space_secrets)
     app[ACCESS_KEY] = access
     health = app[HEALTH_KEY] = HealthChecks()
     health.add("data_dir", data_dir_check(settings.data_dir))
+    if settings.redis_url is not None:
+        wiring.install(app, settings, hub, health)
     verifier = app[JWT_VERIFIER_KEY] = JwtVerifier.from_files(
         secret=settings.jwt_secret, public_key_file=settings.jwt_public_key,
         leeway=settings.jwt_leeway)
-    connections = app[REGISTRY_KEY] = ConnectionRegistry(
-        max_per_application=settings.max_connections_per_application,
-        max_total=settings.max_identified_connections)
+    bounds = {"max_per_application": settings.max_connections_per_application,
+              "max_total": settings.max_identified_connections}
+    if settings.redis_url is not None:
+        from .cluster import connections as shared_connections
+        connections: ConnectionRegistry = shared_connections.setup(app, **bounds)
+    else:
+        connections = app[REGISTRY_KEY] = ConnectionRegistry(**bounds)
 
     socketio_transport = SocketIOTransport(
-        hub, cors_allowed_origins=cors.socketio_origins(settings.cors_origins))
+        hub, cors_allowed_origins=cors.socketio_origins(settings.cors_origins),
+        output_budget=settings.output_budget)
     socketio_transport.enable_channels(
         access, max_per_connection=settings.max_channels_per_connection)
     socketio_transport.use_identities(verifier, connections)
@@ -99,6 +116,9 @@ def create_app(settings: Settings) -> web.Application:
     app[SSE_KEY] = sse_transport
     metrics.watch_connections("sse", sse_transport.connection_count)
 
+    if settings.redis_url is not None:
+        from .cluster import inbox
+        inbox.setup(app)
     trigger.add_routes(app)
     emit.add_routes(app)
     broadcast.add_routes(app)

@@ -20,7 +20,7 @@ from typing import Sequence
 
 from aiohttp import web
 
-from . import hangup, tls
+from . import gctuning, hangup, tls
 from .alerts.console import CONSOLE_KEY, banner
 from .app import create_app
 from .config import Settings, settings_from_args, startup_warnings
@@ -103,6 +103,7 @@ async def serve(settings: Settings, app: web.Application) -> None:
             await site.start()
         except OSError as error:
             raise bind_failure(settings.host, settings.port, error) from None
+        gctuning.settle_after_startup()
         for warning in startup_warnings(settings):
             log.warning("%s", warning)
         port = runner.addresses[0][1] if runner.addresses else settings.port

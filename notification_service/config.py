@@ -291,6 +291,14 @@ class Settings:
     node_name: str = setting(
         f"{socket.gethostname()}-{os.getpid()}", "--node-name",
         "This node's name among the nodes sharing Redis.", shown_default="host name and pid")
+    ws_emit_channel: str = setting(
+        "flask-socketio", "--ws-emit-channel",
+        "Redis pub/sub channel whose flask-socketio emits one elected node publishes "
+        "(with --redis-url; flask-socketio's default channel name).")
+    ws_emit_pickle: bool = setting(
+        False, "--ws-emit-pickle",
+        "Also accept pickled messages on --ws-emit-channel (old flask-socketio emitters), "
+        "read as plain data only: every class or function in them is refused.")
     # -- history, for clients that resume ---------------------------------
     history_size: int = setting(
         100, "--history-size", "Events kept per channel for clients that resume.", minimum=0)

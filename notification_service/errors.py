@@ -181,6 +181,9 @@ LOOKUP_RATE_LIMITED = _kind(429, 42902, "this address looks up channels (polling
                                         "socket.io registrations) faster than `--lookup-rate`")
 TOKEN_FAILURES_LIMITED = _kind(429, 42903, "this address sent too many wrong tokens or secrets "
                                            "(`--token-failure-rate`)")
+TOO_SLOW = _kind(429, 42904, "(socket.io `ERROR` event, then the connection closes) more "
+                 "than `--output-budget` bytes were waiting for this client: it reconnects and "
+                 "resumes from its last event id")
 SUBSCRIBE_RATE_LIMITED = _kind(429, 42920, "Web Push: this address subscribes faster than "
                                            "`--subscribe-rate`")
 APPLICATION_CONNECTIONS_FULL = _kind(429, 42960, "this application already has "
@@ -190,8 +193,13 @@ APPLICATION_CONNECTIONS_FULL = _kind(429, 42960, "this application already has "
 INTERNAL = _kind(500, 50001, "the server failed; the details are in its log, never in the "
                              "answer")
 COMPONENT_FAILING = _kind(503, 50361, "`/health`: a component is failing (named in the answer)")
+CONNECTIONS_UNAVAILABLE = _kind(503, 50362, "`/connections` with `--redis-url`: the other nodes' "
+                                            "connections are in Redis, which does not answer")
 ALERT_QUEUE_UNAVAILABLE = _kind(503, 50370, "alert queue: its shared state (Redis) does not "
                                             "answer; try again")
+BUS_UNAVAILABLE = _kind(503, 50380, "cluster mode: the event bus (Redis) does not answer; "
+                                    "nothing was published, retry with the same idempotency "
+                                    "key")
 SUBSCRIPTIONS_FULL = _kind(507, 50720, "Web Push: the store is full "
                                        "(`--webpush-max-subscriptions` or "
                                        "`--webpush-max-bytes`)")

@@ -154,6 +154,19 @@ class MemoryHistory:
         self.sequence += 1
         event = Event(f"{self.epoch}{ID_SEPARATOR}{self.sequence}", channel, name, data, now,
                       push, receipt)
+        self._keep(event, self.sequence)
+        return event
+
+    def _keep(self, event: Event, sequence: int) -> None:
+        """Keep ``event`` (its sequence given) as the channel's newest, then apply the bounds.
+
+        The node's own :meth:`append` and the cluster's mirror (which takes ids
+        from the publish step in Redis) both keep events through here, so the
+        bounds are the same in both modes.
+        """
+        channel, name, push, receipt, now = (event.channel, event.name, event.push,
+                                             event.receipt, event.time)
+        data = event.data
         # orjson's bytes keep the buffer it grew while encoding (1 MB for 15 KB of
         # ``{},``): keep an exact copy, so the size counted is the size held.
         encoded = memoryview(jsoncodec.dumps_bytes(data)).tobytes()
@@ -166,8 +179,7 @@ class MemoryHistory:
         kept.last_time = now
         size = (len(encoded) + _BYTES_HEADER + len(event.id) + _ASCII_HEADER + sys.getsizeof(name)
                 + _KEPT_OVERHEAD + (0 if isinstance(push, bool) else _PUSH_OPTIONS_SIZE))
-        kept.events.append(_Kept(self.sequence, event.id, name, now, encoded, push, receipt,
-                                 size))
+        kept.events.append(_Kept(sequence, event.id, name, now, encoded, push, receipt, size))
         self.total_bytes += size
         if len(kept.events) > self.per_channel:
             self._drop_oldest(kept)
@@ -178,7 +190,6 @@ class MemoryHistory:
                or len(self._channels) + len(self._expired) > self.max_channels):
             if not self._shrink():
                 break
-        return event
 
     def since(self, channel: str, after: str | None) -> Missed:
         """The events of ``channel`` after the id ``after`` (None: the client saw nothing yet)."""

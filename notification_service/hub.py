@@ -55,6 +55,24 @@ class Observer(Protocol):
     async def observe(self, event: Event, report: "DeliveryReport") -> None: ...
 
 
+class Bus(Protocol):
+    """Where events go between nodes (cluster mode: :class:`.cluster.bus.RedisBus`).
+
+    Without a bus the Hub delivers in-process (one node, today's path). With
+    one, :meth:`publish` runs the atomic publish step and answers; nothing is
+    delivered by it: every node, this one included, reads the bus and calls
+    :meth:`Hub.deliver` for each event in bus order.
+    """
+
+    async def publish(self, channel: str, name: str, data: Any, *, push: PushRequest = False,
+                      idempotency_key: str | None = None, receipt: str = "") -> Any: ...
+
+    async def delivered_here(self, published: Any) -> None: ...
+
+    async def remember(self, channel: str, idempotency_key: str,
+                       report: "DeliveryReport") -> None: ...
+
+
 class BackgroundTransport(Protocol):
     """A way out whose delivery needs I/O first (Web Push looks up stored subscriptions).
 
@@ -121,6 +139,7 @@ class Hub:
         self.transports: list[Transport] = []
         self.background_transports: list[BackgroundTransport] = []
         self.observers: list[Observer] = []
+        self.bus: Bus | None = None  # set in cluster mode (app.py)
 
     def add_transport(self, transport: Transport) -> None:
         self.transports.append(transport)
@@ -146,6 +165,9 @@ class Hub:
         many arrived (``acknowledged``).
         ``way``: how it came in (``trigger``, ``emit``, ...), for ``/metrics`` only.
         """
+        if self.bus is not None:
+            return await self._publish_on_bus(channel, name, data, push, idempotency_key,
+                                              wait_ms, way)
         started = time.perf_counter()
         if idempotency_key is not None:
             first = self.idempotency.get(channel, idempotency_key)
@@ -180,6 +202,68 @@ class Hub:
         if receipts is not None:
             report.acknowledged = await self.receipts.wait(receipts, wait_ms)
         return report
+
+    async def _publish_on_bus(self, channel: str, name: str, data: Any, push: PushRequest,
+                              idempotency_key: str | None, wait_ms: int | None,
+                              way: str) -> DeliveryReport:
+        """Cluster mode: the publish step in Redis answers; the bus delivers everywhere.
+
+        Receipts are opened before the step (a listener on another node may
+        confirm before its answer is back); observers and background
+        transports run here, once, on the publishing node, after this node's
+        own listeners have the event.
+        """
+        assert self.bus is not None
+        started = time.perf_counter()
+        waiting = self.receipts.open() if wait_ms is not None else None  # type: ignore[attr-defined]
+        try:
+            published = await self.bus.publish(
+                channel, name, data, push=push, idempotency_key=idempotency_key,
+                receipt=waiting.token if waiting is not None else "")
+        except BaseException:
+            if waiting is not None:
+                self.receipts.close(waiting)  # type: ignore[attr-defined]
+            raise
+        if published.duplicate:
+            if waiting is not None:
+                self.receipts.close(waiting)  # type: ignore[attr-defined]
+            log.info("duplicate publish to %s ignored (idempotency key)", mask(channel))
+            return DeliveryReport(published.event, dict(published.listeners), duplicate=True,
+                                  extra=dict(published.extra))
+        event = published.event
+        report = DeliveryReport(event, dict(published.listeners))
+        if waiting is not None:
+            self.receipts.expect(waiting, report.listeners.get("socketio", 0))  # type: ignore[attr-defined]
+        await self.bus.delivered_here(published)
+        for observer in self.observers:
+            await self._observe(observer, event, report)
+        for background in self.background_transports:
+            report.listeners[background.name] = await self._deliver_in_background(
+                background, event)
+        if idempotency_key is not None and report.extra:
+            await self.bus.remember(channel, idempotency_key, report)
+        self.metrics.published(way, started, report.listeners)
+        log.info("published %s to %s id=%s listeners=%d", name, mask(channel), event.id,
+                 report.total, extra={"event_id": event.id, "channel": mask(channel)})
+        if waiting is not None:
+            report.acknowledged = await self.receipts.wait(waiting, wait_ms)  # type: ignore[arg-type]
+        return report
+
+    def deliver(self, event: Event, *, origin: str = "", receipt: str = "") -> int:
+        """Cluster mode: hand one event read from the bus to every live transport.
+
+        The bus reader calls it for every event, in bus order, on every node.
+        Synchronous like :meth:`Transport.deliver`: the mirror keeps the event
+        and every transport queues it with no await in between, so a client
+        resuming on this node never sees it twice nor misses it.
+        """
+        self.history.keep(event)  # type: ignore[attr-defined]
+        delivered = 0
+        for transport in self.transports:
+            delivered += transport.deliver(event)
+        if receipt:
+            self.receipts.delivered(event, origin, receipt)  # type: ignore[attr-defined]
+        return delivered
 
     @staticmethod
     async def _observe(observer: Observer, event: Event, report: DeliveryReport) -> None:

@@ -33,7 +33,6 @@ from .identity import JWT_VERIFIER_KEY
 from .tokens import presented_token, secrets_equal
 
 
-
 @dataclass(frozen=True, slots=True)
 class ConnectionInfo:
     """One identified connection. ``created_at`` is Unix seconds, as in the seed."""
@@ -130,6 +129,17 @@ class ConnectionRegistry:
         return {cid: info.to_dict(with_address=with_addresses)
                 for cid, info in connections.items()}
 
+    async def listing(self, application: str, user: str | None = None, *,
+                      with_addresses: bool = True) -> dict[str, Any]:
+        """What the routes answer: :meth:`application`, or :meth:`user` when ``user`` is given.
+
+        Async because with ``--redis-url`` the listing includes every node's
+        connections (:mod:`.cluster.connections`).
+        """
+        if user is None:
+            return self.application(application, with_addresses=with_addresses)
+        return self.user(application, user, with_addresses=with_addresses)
+
 
 def require_application_access(request: web.Request, application: str) -> bool:
     """Allow the admin token, or a JWT issued by ``application``; else 401/403 with why.
@@ -156,7 +166,7 @@ def require_application_access(request: web.Request, application: str) -> bool:
 async def list_application(request: web.Request) -> web.Response:
     application = request.match_info["application_id"]
     admin = require_application_access(request, application)
-    listing = request.app[REGISTRY_KEY].application(application, with_addresses=admin)
+    listing = await request.app[REGISTRY_KEY].listing(application, with_addresses=admin)
     return web.json_response(listing, dumps=jsoncodec.dumps)
 
 
@@ -164,7 +174,8 @@ async def list_user(request: web.Request) -> web.Response:
     application = request.match_info["application_id"]
     admin = require_application_access(request, application)
     user = request.match_info["user_id"]
-    listing = request.app[REGISTRY_KEY].user(application, user, with_addresses=admin)
+    listing = await request.app[REGISTRY_KEY].listing(application, user,
+                                                     with_addresses=admin)
     return web.json_response(listing, dumps=jsoncodec.dumps)
 
 

@@ -6,7 +6,10 @@ pages join ``space::name`` with it. :class:`SpaceSecrets` is what
 in memory so a join never waits for a database, and every change is written
 through to a :class:`SpaceSecretBackend` first. Embedded default:
 :class:`SqliteSpaceSecrets` (a file in the data directory, versioned schema);
-a PostgreSQL backend only has to implement the same three methods.
+with ``--database-url`` :class:`PostgresSpaceSecrets` (the same table, shared
+by every node): a change made on one node is announced with PostgreSQL's
+``NOTIFY`` in the transaction that makes it, and every node listens for it
+(``LISTEN``) and reloads that space, so a rotation takes effect everywhere without a restart.
 Bounded by :class:`SpaceLimits`: at most ``--max-spaces`` secrets and
 ``--spaces-max-bytes`` of names and secrets (:func:`stored_bytes`); past
 either a new space is refused with 507 (rotating an existing one never is).
@@ -23,7 +26,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 from aiohttp import web
 
@@ -47,11 +50,34 @@ MIGRATIONS: list[tuple[str, ...]] = [
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 SELECT_ALL = "SELECT space, secret FROM space_secrets"
+SELECT_ONE = "SELECT secret FROM space_secrets WHERE space = ?"
 UPSERT = """
     INSERT INTO space_secrets (space, secret, updated_at) VALUES (?, ?, ?)
     ON CONFLICT (space) DO UPDATE SET secret = excluded.secret, updated_at = excluded.updated_at
 """
 DELETE = "DELETE FROM space_secrets WHERE space = ?"
+
+POSTGRES_STORE = "space_secrets"
+POSTGRES_MIGRATIONS: list[tuple[str, ...]] = [
+    ("""
+        CREATE TABLE space_secrets (
+            space      TEXT PRIMARY KEY,
+            secret     TEXT NOT NULL,
+            updated_at DOUBLE PRECISION NOT NULL
+        )
+    """,),
+]
+POSTGRES_SELECT_ALL = "SELECT space, secret FROM space_secrets"
+POSTGRES_SELECT = "SELECT secret FROM space_secrets WHERE space = $1"
+POSTGRES_UPSERT = """
+    INSERT INTO space_secrets (space, secret, updated_at) VALUES ($1, $2, $3)
+    ON CONFLICT (space) DO UPDATE SET secret = excluded.secret, updated_at = excluded.updated_at
+"""
+POSTGRES_DELETE = "DELETE FROM space_secrets WHERE space = $1"
+CHANGED_CHANNEL = "notification_service_space_secrets"
+"""The PostgreSQL ``NOTIFY`` channel of changed spaces; the payload is the space's name."""
+LISTEN_RETRY_SECONDS = 1.0
+LISTEN_WAIT_SECONDS = 5.0
 
 
 SPACE_ROW_BYTES = 64
@@ -75,6 +101,8 @@ class SpaceSecretBackend(Protocol):
     """Durable storage of space secrets; all I/O is async so any database fits."""
 
     async def load_all(self) -> dict[str, str]: ...
+
+    async def get(self, space: str) -> str | None: ...
 
     async def put(self, space: str, secret: str) -> None: ...
 
@@ -122,6 +150,10 @@ class SqliteSpaceSecrets:
     async def load_all(self) -> dict[str, str]:
         return dict(await self._run(lambda db: db.execute(SELECT_ALL).fetchall()))
 
+    async def get(self, space: str) -> str | None:
+        row = await self._run(lambda db: db.execute(SELECT_ONE, (space,)).fetchone())
+        return None if row is None else row[0]
+
     async def put(self, space: str, secret: str) -> None:
         await self._run(lambda db: db.execute(UPSERT, (space, secret, time.time())))
 
@@ -139,6 +171,114 @@ class SqliteSpaceSecrets:
         db = self._db
         async with self._lock:
             return await asyncio.to_thread(work, db)
+
+
+Changed = Callable[[str | None], Awaitable[None]]
+"""Told which space changed on another node (None: anything may have, reload all)."""
+
+
+class PostgresSpaceSecrets:
+    """Space secrets in PostgreSQL (``--database-url``), shared by every node.
+
+    :param database: the node's pool (opened before :meth:`open`).
+
+    Every write sends ``NOTIFY`` in its own transaction, so the announcement
+    goes out exactly when the change is committed. :meth:`watch` listens on a
+    connection of its own (asyncpg's pool forgets ``LISTEN`` on release); after
+    a lost connection it reloads everything, since announcements made meanwhile
+    are not replayed.
+    """
+
+    def __init__(self, database: Any) -> None:
+        self.database = database
+        self._watcher: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+
+    async def open(self) -> None:
+        from .stores.postgres import migrate
+        await migrate(self.database.pool, POSTGRES_STORE, POSTGRES_MIGRATIONS)
+
+    async def load_all(self) -> dict[str, str]:
+        return {row[0]: row[1] for row in await self.database.pool.fetch(POSTGRES_SELECT_ALL)}
+
+    async def get(self, space: str) -> str | None:
+        return await self.database.pool.fetchval(POSTGRES_SELECT, space)
+
+    async def put(self, space: str, secret: str) -> None:
+        await self._write(POSTGRES_UPSERT, space, secret, time.time())
+
+    async def delete(self, space: str) -> bool:
+        return await self._write(POSTGRES_DELETE, space) != "DELETE 0"
+
+    async def _write(self, statement: str, space: str, *arguments: Any) -> str:
+        async with self.database.pool.acquire() as connection:
+            async with connection.transaction():
+                status = await connection.execute(statement, space, *arguments)
+                await connection.execute("SELECT pg_notify($1, $2)", CHANGED_CHANNEL, space)
+        return status
+
+    async def watch(self, changed: Changed) -> None:
+        """Call ``changed`` for every space another node (or this one) changes.
+
+        Returns once listening (or after :data:`LISTEN_WAIT_SECONDS` with a warning
+        already logged), so a load that follows misses no change.
+        """
+        self._watcher = asyncio.create_task(self._listen(changed), name="space-secrets-listen")
+        try:
+            await asyncio.wait_for(self._listening.wait(), LISTEN_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _listen(self, changed: Changed) -> None:
+        import asyncpg
+
+        failing = False
+        pending: set[asyncio.Task[None]] = set()
+        in_order = asyncio.Lock()  # FIFO: a later change is never overwritten by an earlier one
+
+        async def reload(space: str | None) -> None:
+            async with in_order:
+                try:
+                    await changed(space)
+                except Exception as error:  # the next change, or a reconnect, reloads it
+                    log.warning("could not reload space %s from PostgreSQL: %s", space, error)
+
+        def announced(_connection: Any, _pid: int, _channel: str, space: str) -> None:
+            task = asyncio.create_task(reload(space))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+
+        while True:
+            lost = asyncio.Event()
+
+            try:
+                connection = await asyncpg.connect(self.database.url)
+            except (OSError, asyncpg.PostgresError) as error:
+                if not failing:
+                    log.warning("cannot listen for space secret changes in PostgreSQL (%s); "
+                                "retrying every %g s", error, LISTEN_RETRY_SECONDS)
+                failing = True
+                await asyncio.sleep(LISTEN_RETRY_SECONDS)
+                continue
+            try:
+                connection.add_termination_listener(lambda _connection: lost.set())
+                await connection.add_listener(CHANGED_CHANNEL, announced)
+                self._listening.set()
+                if failing:
+                    await reload(None)  # what changed while we were not listening
+                failing = False
+                await lost.wait()
+                log.warning("lost the PostgreSQL connection that listens for space secret "
+                            "changes; reconnecting")
+                failing = True
+            finally:
+                await connection.close()
+
+    async def close(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
 
 
 class SpaceSecrets:
@@ -197,11 +337,30 @@ class SpaceSecrets:
     async def delete(self, space: str) -> bool:
         """Forget the space's secret (its channels can no longer be joined); True if it had one."""
         await self.backend.delete(space)
+        return self._forget(space)
+
+    def _forget(self, space: str) -> bool:
         secret = self._secrets.pop(space, None)
         if secret is None:
             return False
         self.bytes -= stored_bytes(space, secret)
         return True
+
+    async def reload(self, space: str | None) -> None:
+        """Take another node's change of ``space`` (None: of any space) from the backend.
+
+        A change made here is announced too and reloads the value just written,
+        so this is idempotent. The limits are not checked: the node that wrote
+        the secret checked them.
+        """
+        if space is None:
+            await self.load()
+            return
+        secret = await self.backend.get(space)
+        self._forget(space)
+        if secret is not None:
+            self._secrets[space] = secret
+            self.bytes += stored_bytes(space, secret)
 
 
 # -- admin routes: PUT/DELETE /admin/spaces/{space} ------------------------
@@ -246,14 +405,24 @@ async def delete_space(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application, data_dir: Path,
-          limits: SpaceLimits = SpaceLimits()) -> SpaceSecrets:
-    """Create the app's space secrets; the database opens and loads in cleanup_ctx."""
-    backend = SqliteSpaceSecrets(data_dir / DATABASE_NAME)
+          limits: SpaceLimits = SpaceLimits(), *, shared: bool = False) -> SpaceSecrets:
+    """Create the app's space secrets; the database opens and loads in cleanup_ctx.
+
+    ``shared``: in PostgreSQL (``--database-url``; :func:`.stores.postgres.setup` first).
+    """
+    backend: SqliteSpaceSecrets | PostgresSpaceSecrets
+    if shared:
+        from .stores.postgres import POSTGRES_KEY
+        backend = PostgresSpaceSecrets(app[POSTGRES_KEY])
+    else:
+        backend = SqliteSpaceSecrets(data_dir / DATABASE_NAME)
     spaces = SpaceSecrets(backend, limits)
     app[SPACES_KEY] = spaces
 
-    async def lifetime(_app: web.Application):  # type: ignore[no-untyped-def]
+    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await backend.open()
+        if isinstance(backend, PostgresSpaceSecrets):
+            await backend.watch(spaces.reload)  # before loading: no change falls in between
         await spaces.load()
         yield
         await backend.close()

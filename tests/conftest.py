@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from .processes import ServerProcess
-from .services import NginxServer, RedisServer, drop_schema, fresh_schema
+from .services import NginxServer, RedisServer, TcpProxy, drop_schema, fresh_schema
 from .support import (RUNNING, Page, RunningServer, Serve, connect_page, start_server,
                       test_settings)
 
@@ -96,6 +96,24 @@ async def redis_server(tmp_path) -> AsyncIterator[RedisServer]:
     await server.start()
     yield server
     await server.kill()
+
+
+@pytest.fixture
+async def redis_persistent(tmp_path) -> AsyncIterator[RedisServer]:
+    """Like ``redis_server``, with an append-only file (``appendfsync everysec``)."""
+    server = RedisServer(tmp_path / "redis-aof", appendonly=True)
+    await server.start()
+    yield server
+    await server.kill()
+
+
+@pytest.fixture
+async def redis_proxy(redis_server) -> AsyncIterator[TcpProxy]:
+    """A relay to ``redis_server`` that the test can cut off and restore (a partition)."""
+    proxy = TcpProxy(redis_server.port)
+    await proxy.start()
+    yield proxy
+    await proxy.stop()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from notification_service.errors import StartupError
+from notification_service.webpush.keys import generate_key
 
 from .media_samples import animated_gif, tone_wav
 from .overlays import admin, open_overlay, upload
@@ -119,9 +120,12 @@ async def test_designs_survive_a_restart(serve, http):
 
 
 @pytest.mark.postgres
-async def test_designs_and_media_in_postgresql_serve_every_node(serve, http, postgres_url):
-    first = await serve(database_url=postgres_url)
-    second = await serve(database_url=postgres_url)  # another node: its own data folder
+async def test_designs_and_media_in_postgresql_serve_every_node(serve, http, postgres_url,
+                                                                tmp_path):
+    shared = {"database_url": postgres_url, "vapid_key": tmp_path / "vapid.pem"}
+    generate_key(shared["vapid_key"])  # every node must have the same VAPID key
+    first = await serve(**shared)
+    second = await serve(**shared)  # another node: its own data folder
     assert (await put(http, first, "shared", FOLLOW))[0] == 200
     assert (await get(http, second, "shared"))["events"] == FOLLOW["events"]
     gif = animated_gif(size=32, frames=2)
@@ -131,7 +135,7 @@ async def test_designs_and_media_in_postgresql_serve_every_node(serve, http, pos
         assert response.status == 200 and await response.read() == gif
         assert response.content_type == "image/gif"
     await first.stop()
-    third = await serve(database_url=postgres_url)
+    third = await serve(**shared)
     assert (await get(http, third, "shared"))["revision"] == 1
 
 

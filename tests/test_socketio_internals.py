@@ -1,8 +1,11 @@
 """The python-socketio and python-engineio internals the socket.io transport relies on.
 
-notification_service/transports/socketio.py reaches past both libraries' public
-API: it reads room members from the manager, queues one encoded packet on each
-member's engine.io socket, swaps in its own aiohttp WebSocket class and closes
+notification_service/transports/socketio.py and engineio_ws.py reach past both
+libraries' public API: they read room members from the manager, queue one
+encoded packet on each polling member's engine.io socket, swap in their own
+aiohttp WebSocket class, turn a socket that speaks WebSocket into a
+DirectSocket that writes frames to aiohttp's transport itself, dispatch the
+socket.io packets they checked to python-socketio's handlers, and close
 sockets without waiting at shutdown. requirements.txt pins both libraries to
 one minor version; before a pin moves, this module must pass against the new
 version. Each test checks one internal with the shape the transport uses
@@ -27,6 +30,7 @@ from socketio import packet as socketio_packet
 from notification_service import jsoncodec
 from notification_service.app import SOCKETIO_KEY
 from notification_service.config import PROJECT_ROOT
+from notification_service.transports.engineio_ws import DirectSocket, message_frame
 from notification_service.transports.socketio import NAMESPACE, room_of
 
 
@@ -105,9 +109,10 @@ async def test_engineio_builds_the_websocket_class_named_in_async_websocket():
     environ = {"aiohttp.request": None}
     assert await socket._upgrade_websocket(environ) == "the response"
     assert made == [(socket._websocket_handler, eio), (environ,)]
+    assert made[0][0].__self__ is socket  # how our class finds the socket to serve
 
 
-def test_aiohttp_websocket_wrapper_keeps_its_response_in_sock():
+def test_aiohttp_websocket_wrapper_is_built_with_handler_and_server():
     websocket = engineio_aiohttp.WebSocket
     assert inspect.iscoroutinefunction(websocket.__call__)
     assert list(inspect.signature(websocket.__call__).parameters) == ["self", "environ"]
@@ -118,11 +123,34 @@ def test_aiohttp_websocket_wrapper_keeps_its_response_in_sock():
         pass
 
     wrapper = websocket(handler, eio)
-    assert wrapper.handler is handler and wrapper.server is eio and wrapper._sock is None
-    # Our __call__ replaces the base one and only sets _sock: the wrapper's own
-    # send, wait and close must keep talking to the response through it.
-    for method in (websocket.send, websocket.wait, websocket.close):
-        assert "self._sock" in inspect.getsource(method), method.__name__
+    assert wrapper.handler is handler and wrapper.server is eio
+
+
+def test_socket_state_and_handlers_the_direct_socket_drives():
+    """DirectSocket replaces the socket's writer, reader and pings, and calls these itself."""
+    sio = make_sio()
+    eio = sio.eio
+    socket = AsyncSocket(eio, "eio-1")
+    for flag in ("connected", "upgrading", "upgraded", "closing", "closed"):
+        assert getattr(socket, flag) is False, flag
+    assert isinstance(socket.last_ping, float) and isinstance(socket.queue, asyncio.Queue)
+    assert isinstance(eio.async_handlers, bool) and isinstance(eio.ping_interval, (int, float))
+    assert "run_async" in inspect.getsource(eio._trigger_event)  # a keyword it reads from **kwargs
+    for reason in ("TRANSPORT_CLOSE", "TRANSPORT_ERROR", "SERVER_DISCONNECT"):
+        assert isinstance(getattr(eio.reason, reason), str)
+    assert list(inspect.signature(AsyncSocket.close).parameters) == [
+        "self", "wait", "abort", "reason"]
+    # python-socketio's dispatch, which ListeningServer calls once it has checked a packet
+    for name, parameters in (("_handle_eio_connect", ["eio_sid", "environ"]),
+                             ("_handle_eio_message", ["eio_sid", "data"]),
+                             ("_handle_connect", ["eio_sid", "namespace", "data"]),
+                             ("_handle_disconnect", ["eio_sid", "namespace", "reason"]),
+                             ("_handle_event", ["eio_sid", "namespace", "id", "data"]),
+                             ("_handle_ack", ["eio_sid", "namespace", "id", "data"])):
+        method = getattr(sio, name)
+        assert inspect.iscoroutinefunction(method), name
+        assert list(inspect.signature(method).parameters)[:len(parameters)] == parameters, name
+    assert isinstance(sio.environ, dict)
 
 
 def test_socketio_packets_encode_once_into_engineio_messages():
@@ -145,7 +173,7 @@ def test_public_calls_take_the_arguments_the_transport_passes():
 
 
 async def test_a_live_connection_leaves_the_objects_the_transport_reads(server, pages):
-    """Through the real upgrade: our WebSocket class, the room, the socket, its queue."""
+    """Through the real upgrade: our WebSocket class, the room, the socket, its transport."""
     transport = server.app[SOCKETIO_KEY]
     page = await pages()
     assert (await page.emit("REGISTER", {"code": "shape"}))["ok"] is True
@@ -153,10 +181,24 @@ async def test_a_live_connection_leaves_the_objects_the_transport_reads(server, 
     room = transport.sio.manager.rooms[NAMESPACE][room_of("shape")]
     eio_sid = room[sid]
     assert transport.sio.manager.eio_sid_from_sid(sid, NAMESPACE) == eio_sid
-    assert len(transport._websocket_class.open_sockets) == 1  # engine.io made our class
     socket = transport.sio.eio.sockets[eio_sid]
-    assert isinstance(socket, AsyncSocket) and socket.closed is False
-    assert isinstance(socket.queue, asyncio.Queue)
-    socket.queue.put_nowait(engineio_packet.Packet(engineio_packet.MESSAGE, transport.sio.packet_class(
+    assert isinstance(socket, DirectSocket) and socket.closed is False
+    assert socket.outbox is not None and not socket.outbox
+    # aiohttp's writer: the transport the frames go to and the protocol's flow control
+    assert isinstance(socket.transport, asyncio.Transport)
+    assert socket._protocol._paused is False
+    assert inspect.iscoroutinefunction(socket._protocol._drain_helper)
+    socket.write(message_frame(transport.sio.packet_class(
         socketio_packet.EVENT, namespace=NAMESPACE, data=["direct", {"n": 1}]).encode()))
     assert await page.wait_for("direct") == [{"n": 1}]
+
+
+def test_the_server_imports_python_socketio_without_its_client_libraries():
+    """requests and websocket-client (about 5 MB of RSS) stay unloaded in the server."""
+    import subprocess
+    import sys
+    script = ("import sys, notification_service.app; "
+              "print(sorted(name for name in ('requests', 'websocket') if name in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True,
+                           text=True, timeout=60, check=True).stdout.strip()
+    assert found == "[]"

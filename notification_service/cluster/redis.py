@@ -55,6 +55,10 @@ class RedisKeys:
         """Hash: live listeners of a channel per node and transport."""
         return self._key("lc", channel)
 
+    def acks(self, node: str) -> str:
+        """Pub/sub channel: receipts other nodes forward to the node that published."""
+        return self._key("ack", node)
+
     def node(self, name: str) -> str:
         """String with a TTL: the node is alive while it exists."""
         return self._key("node", name)
@@ -67,6 +71,10 @@ class RedisKeys:
     def connections(self, application: str) -> str:
         """Hash: the ``/connections`` registry of one application across nodes."""
         return self._key("conn", application)
+
+    def connections_marker(self, node: str) -> str:
+        """String: present while ``node``'s connections are in the hashes (gone: Redis lost them)."""
+        return self._key("conn-node", node)
 
     @property
     def inbox(self) -> str:
@@ -81,6 +89,20 @@ class RedisKeys:
     def push_jobs(self) -> str:
         """Stream with a consumer group: Web Push jobs, each sent by one node."""
         return self._key("push")
+
+    def push_outcome(self, event_id: str) -> str:
+        """List (expiring): the counts of one event's push batch, for the node that queued it."""
+        return self._key("push", "done", event_id)
+
+    @property
+    def vapid(self) -> str:
+        """String: the VAPID public key every node must have (without PostgreSQL)."""
+        return self._key("vapid")
+
+    @property
+    def wsemit_leader(self) -> str:
+        """String with a TTL: the node that bridges the flask-socketio channel (a lease)."""
+        return self._key("leader", "wsemit")
 
     def alert_queue(self, code: str) -> str:
         """String (JSON, expiring when idle): one code's alert queue, overlays and presence."""

@@ -60,6 +60,12 @@ def parse_json(raw: bytes, what: str) -> Any:
             f"and nothing as null.") from None
 
 
+def check_raw_size(size: int, limit: int) -> None:
+    """413 unless ``size`` bytes of event data are within ``limit`` (``--max-payload-bytes``)."""
+    if size > limit:
+        raise _too_large(size, limit)
+
+
 def check_data_size(data: Any, limit: int) -> None:
     """413 unless ``data`` encodes to at most ``limit`` bytes of JSON."""
     size = len(jsoncodec.dumps_bytes(data))

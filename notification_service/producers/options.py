@@ -21,10 +21,16 @@ def idempotency_key(request: web.Request, body_value: Any = None) -> str | None:
     given = [key for key in (request.headers.get("Idempotency-Key"),
                              request.query.get("idempotency_key"), body_value) if key is not None]
     for key in given:
-        if not isinstance(key, str) or not 0 < len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
-            raise INVALID_PARAMETER(f"An idempotency key is a string of 1 to "
-                                    f"{IDEMPOTENCY_KEY_MAX_LENGTH} characters.")
+        checked_idempotency_key(key)
     return given[0] if given else None
+
+
+def checked_idempotency_key(key: Any) -> str:
+    """``key`` if it can be an idempotency key (every way in accepts the same), else 400."""
+    if not isinstance(key, str) or not 0 < len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise INVALID_PARAMETER(f"An idempotency key is a string of 1 to "
+                                f"{IDEMPOTENCY_KEY_MAX_LENGTH} characters.")
+    return key
 
 
 def wait_ms(request: web.Request, body_value: Any = None, *, strict: bool = True) -> int | None:

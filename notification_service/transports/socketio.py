@@ -3,18 +3,22 @@
 A page registers a listening code (a channel) by ``?code=`` on the connection
 URL, by the handshake ``auth: {code}``, or by the original handshake: the
 server emits ``WELCOME`` and the page emits ``REGISTER {"code": ...}``.
-Fan-out is one ``emit`` to the room: the packet is encoded once, and nothing
-here loops over all connections or logs per recipient.
+Fan-out encodes each event once, as the WebSocket frame every WebSocket
+member of the room gets (:mod:`.engineio_ws` writes it to each connection),
+and as one engine.io packet for polling members; nothing here loops over all
+connections or logs per recipient. What a client sends is checked before
+python-socketio sees it: binary attachments, invalid packets and wrong
+argument counts close that connection with one WARNING line.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
 from typing import Any
 
-import socketio
+from . import socketio_import  # noqa: F401  (first: python-socketio without client libraries)
+
+import socketio  # noqa: E402
 from aiohttp import WSCloseCode, web
 from engineio import packet as engineio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
@@ -23,20 +27,23 @@ from socketio import packet as socketio_packet
 from .. import jsoncodec
 from . import longpolling
 from ..access import ChannelAccess, Identity
+from ..config import MiB
 from ..errors import (INVALID_CHANNEL, INVALID_CODE, TOKEN_MALFORMED, TOO_MANY_CHANNELS,
-                      ApiError)
+                      TOO_SLOW, ApiError)
 from ..events import Event, validate_channel, validate_code
 from ..history import GAP_EVENT, gap_notice
 from ..hub import Hub, mask
 from ..identity import JwtVerifier
+from ..logs import Throttle
 from ..ratelimit import check_socket_lookup
 from ..proxies import client_address
 from ..registry import ConnectionInfo, ConnectionRegistry
+from .budget import TOO_SLOW_REASON, Replay
+from .engineio_ws import DirectSocket, message_frame, warn_malformed
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/"
-SHUTDOWN_CLOSE_SECONDS = 0.5
 # python-socketio puts every connection in a room named after its sid, and sids
 # look like codes: channel rooms get a prefix so a channel can never be a sid room.
 ROOM_PREFIX = "#"
@@ -48,27 +55,116 @@ WELCOME_MESSAGE = "Connected to Browser Notification Service. Emit REGISTER {\"c
 
 
 class UncompressedWebSocket(engineio_aiohttp.WebSocket):
-    """engine.io's aiohttp WebSocket with permessage-deflate turned off, and tracked.
+    """engine.io's aiohttp WebSocket with permessage-deflate turned off, tracked, served directly.
 
     aiohttp compresses by default and python-engineio offers no switch. Every
     browser negotiates deflate, which keeps a zlib state per connection (about
     100 KB each) and costs ~19% more CPU per broadcast, for alerts of a few
     hundred bytes that gain nothing from it (see shared/FACTS.md).
-    Open sockets are kept in ``open_sockets`` so shutdown can close them at once
-    instead of waiting for each client to hang up.
+    The engine.io socket becomes
+    a :class:`~.engineio_ws.DirectSocket` and serves the WebSocket itself.
     """
-
-    open_sockets: weakref.WeakSet[web.WebSocketResponse]
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
         request = environ["aiohttp.request"]
-        self._sock = web.WebSocketResponse(
-            max_msg_size=self.server.max_http_buffer_size, compress=False)
-        await self._sock.prepare(request)
-        self.open_sockets.add(self._sock)
-        self.environ = environ
-        await self.handler(self)
-        return self._sock
+        sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size,
+                                     compress=False)
+        await sock.prepare(request)
+        peer = client_address(request)
+        forget_request_headers(environ)
+        socket = self.handler.__self__  # python-engineio hands over its socket's handler
+        if not isinstance(socket, DirectSocket):  # upgrading from polling
+            socket.__class__ = DirectSocket
+        await socket.serve_websocket(sock, peer)
+        return sock
+
+
+ENVIRON_KEPT = ("aiohttp.request", "QUERY_STRING", "REQUEST_METHOD", "PATH_INFO", "SCRIPT_NAME")
+
+
+def forget_request_headers(environ: dict[str, Any]) -> None:
+    """Drop python-engineio's copy of every request header (about 800 bytes a connection).
+
+    It was read for the origin check and the upgrade; a WebSocket never reads
+    it again, yet python-socketio keeps ``environ`` for the connection's life.
+    What the handlers read later (the request itself, for the query and who
+    the client is) stays.
+    """
+    small = {key: environ[key] for key in ENVIRON_KEPT if key in environ}
+    environ.clear()  # frees the dict's table, which deleting keys one by one would keep
+    environ.update(small)
+
+
+class ListeningServer(socketio.AsyncServer):
+    """python-socketio's server, checking what clients send before it handles it.
+
+    A client never needs to send binary data, so binary attachments are refused
+    outright (python-socketio would keep every frame a ``BINARY_EVENT`` header
+    announces, up to 9,999,999,999 of them); an undecodable packet, a packet
+    type a client may not send, or an event without a name closes that
+    connection with one WARNING line instead of a traceback. Sockets that
+    connect over WebSocket are :class:`~.engineio_ws.DirectSocket` from the start.
+    """
+
+    async def _handle_eio_connect(self, eio_sid: str, environ: dict[str, Any]) -> Any:
+        if "transport=websocket" in environ.get("QUERY_STRING", ""):
+            socket = self.eio.sockets.get(eio_sid)
+            if socket is not None:
+                socket.__class__ = DirectSocket
+        return await super()._handle_eio_connect(eio_sid, environ)
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        pkt, problem = decode_client_packet(self.packet_class, data)
+        if problem is not None:
+            await self.close_malformed(eio_sid, problem)
+            return
+        namespace = pkt.namespace
+        if pkt.packet_type == socketio_packet.CONNECT:
+            await self._handle_connect(eio_sid, namespace, pkt.data)
+        elif pkt.packet_type == socketio_packet.DISCONNECT:
+            await self._handle_disconnect(eio_sid, namespace, self.reason.CLIENT_DISCONNECT)
+        elif pkt.packet_type == socketio_packet.EVENT:
+            await self._handle_event(eio_sid, namespace, pkt.id, pkt.data)
+        else:
+            await self._handle_ack(eio_sid, namespace, pkt.id, pkt.data)
+
+    async def close_malformed(self, eio_sid: str, problem: str) -> None:
+        """Close one connection over what its client sent: one WARNING line, nothing written back."""
+        socket = self.eio.sockets.get(eio_sid)
+        if socket is None:
+            return
+        if isinstance(socket, DirectSocket) and socket.outbox is not None:
+            socket.refuse(problem)
+        else:
+            environ = self.environ.get(eio_sid) or {}
+            request = environ.get("aiohttp.request")
+            warn_malformed(self.eio.warnings, client_address(request) if request is not None
+                           else "?", problem)
+        await socket.close(wait=False, abort=True, reason=self.eio.reason.TRANSPORT_ERROR)
+
+
+_CLIENT_PACKET_TYPES = frozenset("0123")  # CONNECT, DISCONNECT, EVENT, ACK
+
+
+def decode_client_packet(packet_class: type, data: Any) -> tuple[Any, str | None]:
+    """(the socket.io packet, None), or (None, what is wrong with it) for input to refuse."""
+    if not isinstance(data, str):
+        return None, "a binary attachment (this server takes no binary data)"
+    kind = data[:1]
+    if kind in ("5", "6"):
+        return None, "a binary socket.io packet (BINARY_EVENT and BINARY_ACK are refused)"
+    if kind not in _CLIENT_PACKET_TYPES:
+        return None, f"a socket.io packet of type {kind!r}, which a client may not send"
+    try:
+        pkt = packet_class(encoded_packet=data)
+    except Exception:  # noqa: BLE001 - any decoding failure means the same: refuse it
+        return None, f"an invalid socket.io packet ({len(data)} characters)"
+    if pkt.packet_type == socketio_packet.EVENT and not (
+            isinstance(pkt.data, list) and pkt.data and isinstance(pkt.data[0], str)):
+        return None, "a socket.io EVENT without an event name"
+    if pkt.packet_type == socketio_packet.ACK and not isinstance(pkt.data, list):
+        return None, "a socket.io ACK without an argument list"
+    return pkt, None
 
 
 class SocketIOTransport:
@@ -85,9 +181,9 @@ class SocketIOTransport:
 
     def __init__(self, hub: Hub, *, cors_allowed_origins: list[str] | str | None = None,
                  ping_interval: int = 25, ping_timeout: int = 20,
-                 max_message_bytes: int = 1_000_000) -> None:
+                 max_message_bytes: int = 1_000_000, output_budget: int = MiB) -> None:
         self.hub = hub
-        self.sio = socketio.AsyncServer(
+        self.sio = ListeningServer(
             async_mode="aiohttp",
             cors_allowed_origins=cors_allowed_origins,
             json=jsoncodec,
@@ -100,9 +196,12 @@ class SocketIOTransport:
             ping_timeout=ping_timeout,
             max_http_buffer_size=max_message_bytes,
         )
-        self._websocket_class = type("TrackedWebSocket", (UncompressedWebSocket,),
-                                     {"open_sockets": weakref.WeakSet()})
-        self.sio.eio._async = {**self.sio.eio._async, "websocket": self._websocket_class}
+        self.sio.eio._async = {**self.sio.eio._async, "websocket": UncompressedWebSocket}
+        # what every DirectSocket of this server reads (see engineio_ws)
+        self.sio.eio.output_budget = output_budget
+        self.sio.eio.warnings = Throttle()  # closed connections: a few WARNING lines a second
+        self.sio.eio.too_slow_notice = message_frame(self._encode(
+            ["ERROR", {"message": TOO_SLOW_REASON, "code": TOO_SLOW.code}]))
         longpolling.install(self.sio.eio)
         self._codes: dict[str, str] = {}
         self._plain: set[str] = set()  # connections that asked for events without metadata
@@ -130,6 +229,12 @@ class SocketIOTransport:
         room = self._room(channel)
         return len(room) if room else 0
 
+    def listener_counts(self) -> dict[str, int]:
+        """Listeners per channel (cluster mode writes them to Redis, batched; not per event)."""
+        return {room[1:]: len(members) for room, members
+                in self.sio.manager.rooms.get(NAMESPACE, {}).items()
+                if isinstance(room, str) and room.startswith(ROOM_PREFIX)}
+
     def deliver(self, event: Event) -> int:
         """Queue the event, encoded once, on the engine.io socket of every room member.
 
@@ -144,25 +249,45 @@ class SocketIOTransport:
         room = self._room(event.channel)
         if not room:
             return 0
-        with_meta = self._message(event, replayed=False)
-        plain: engineio_packet.Packet | None = None
+        channel = event.channel
+        text = self._event_text(event, replayed=False)
+        frame = message_frame(text)
+        packet: engineio_packet.Packet | None = None  # made only if a polling member needs it
+        plain_text: str | None = None
         sockets = self.sio.eio.sockets
+        plain = self._plain
         delivered = 0
         for sid, eio_sid in room.items():
             socket = sockets.get(eio_sid)
             if socket is None or socket.closed:
                 continue
-            if self._plain and sid in self._plain:
-                plain = plain or self._message(event, replayed=False, meta=False)
-                socket.queue.put_nowait(plain)
-            else:
-                socket.queue.put_nowait(with_meta)
             delivered += 1
+            if plain and sid in plain:
+                plain_text = plain_text or self._event_text(event, replayed=False, meta=False)
+                if getattr(socket, "outbox", None) is not None:
+                    socket.write(message_frame(plain_text), channel)
+                else:
+                    socket.queue.put_nowait(
+                        engineio_packet.Packet(engineio_packet.MESSAGE, plain_text))
+            elif getattr(socket, "outbox", None) is not None:
+                socket.write(frame, channel)
+            else:
+                packet = packet or engineio_packet.Packet(engineio_packet.MESSAGE, text)
+                socket.queue.put_nowait(packet)
         return delivered
 
-    def _message(self, event: Event, *, replayed: bool, meta: bool = True
-                 ) -> engineio_packet.Packet:
-        """The engine.io message carrying ``event``: ``[name, data, meta]``."""
+    @staticmethod
+    def _encode(arguments: list[Any]) -> str:
+        """The socket.io EVENT packet for the main namespace, as python-socketio writes it.
+
+        Built here rather than by python-socketio's Packet: event data is JSON
+        from a producer, never bytes, so its recursive search for binary parts
+        (about 6% of a publish) is not needed.
+        """
+        return "2" + jsoncodec.dumps(arguments)
+
+    def _event_text(self, event: Event, *, replayed: bool, meta: bool = True) -> str:
+        """The socket.io packet carrying ``event``: ``[name, data, meta]``."""
         arguments = [event.name, event.data]
         if meta:
             metadata = {"id": event.id, "channel": event.channel, "time": event.time,
@@ -170,9 +295,7 @@ class SocketIOTransport:
             if event.receipt:
                 metadata["receipt"] = True  # the publisher waits: answer with RECEIVED {id}
             arguments.append(metadata)
-        encoded = self.sio.packet_class(
-            socketio_packet.EVENT, namespace=NAMESPACE, data=arguments).encode()
-        return engineio_packet.Packet(engineio_packet.MESSAGE, encoded)
+        return self._encode(arguments)
 
     def _listen(self, sid: str, channel: str, last_event_id: str | None) -> int:
         """Join ``channel``, first queueing what the client missed since ``last_event_id``.
@@ -187,15 +310,23 @@ class SocketIOTransport:
         if socket is not None and last_event_id is not None:
             missed = self.hub.history.since(channel, last_event_id)
             self.hub.metrics.resumed(missed.gap)
-            if missed.gap:
-                notice = gap_notice(channel, last_event_id, len(missed.events))
-                socket.queue.put_nowait(engineio_packet.Packet(
-                    engineio_packet.MESSAGE, self.sio.packet_class(
-                        socketio_packet.EVENT, namespace=NAMESPACE,
-                        data=[GAP_EVENT, notice]).encode()))
-            plain = sid in self._plain
-            for event in missed.events:
-                socket.queue.put_nowait(self._message(event, replayed=True, meta=not plain))
+            gap = (self._encode([GAP_EVENT, gap_notice(channel, last_event_id,
+                                                       len(missed.events))]),
+                   ) if missed.gap else ()
+            meta = sid not in self._plain
+            if getattr(socket, "outbox", None) is not None:
+                # held as history's own events, encoded as the client takes them;
+                # a replay of this channel still waiting is replaced, not added to
+                socket.replay(Replay(channel, missed.events, lambda event: message_frame(
+                    self._event_text(event, replayed=True, meta=meta))),
+                    tuple(message_frame(text) for text in gap))
+            else:
+                for text in gap:
+                    socket.queue.put_nowait(engineio_packet.Packet(engineio_packet.MESSAGE, text))
+                for event in missed.events:
+                    socket.queue.put_nowait(engineio_packet.Packet(
+                        engineio_packet.MESSAGE, self._event_text(event, replayed=True,
+                                                                  meta=meta)))
             replayed = len(missed.events)
         self.sio.manager.basic_enter_room(sid, NAMESPACE, room_of(channel))
         return replayed
@@ -251,15 +382,28 @@ class SocketIOTransport:
         self._listen(sid, identity.application_channel, None)
         return True
 
-    async def _on_register(self, sid: str, data: Any) -> dict[str, Any]:
+    async def _on_register(self, sid: str, *arguments: Any) -> dict[str, Any] | None:
+        if len(arguments) != 1:
+            await self._malformed(sid, f"REGISTER with {len(arguments)} arguments (it takes one)")
+            return None
+        data = arguments[0]
         if isinstance(data, dict):
             return await self._register(sid, data.get("code"), data.get("lastEventId"))
         return await self._register(sid, data, None)
 
-    async def _on_received(self, sid: str, data: Any) -> None:
+    async def _on_received(self, sid: str, *arguments: Any) -> None:
         """A page confirms an event it was asked to confirm (``meta.receipt``)."""
+        if len(arguments) != 1:
+            await self._malformed(sid, f"RECEIVED with {len(arguments)} arguments (it takes one)")
+            return
+        data = arguments[0]
         if isinstance(data, dict) and isinstance(data.get("id"), str):
             self.hub.receipts.acknowledge(data["id"], sid)
+
+    async def _malformed(self, sid: str, problem: str) -> None:
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, NAMESPACE)
+        if eio_sid is not None:
+            await self.sio.close_malformed(eio_sid, problem)
 
     async def _send_error(self, sid: str, error: ApiError) -> None:
         """Tell one page why something it asked for was refused (the ERROR event)."""
@@ -405,18 +549,14 @@ class SocketIOTransport:
         """
         # Not eio.disconnect(): it waits, unbounded, for each socket's writer to
         # flush the CLOSE packet, and a page that closed a moment earlier has no
-        # writer left. Queue CLOSE without waiting, then close the WebSockets.
+        # writer left. A WebSocket gets engine.io CLOSE and a close frame saying
+        # why, written at once; a polling socket gets CLOSE queued for its next poll.
         eio = self.sio.eio
         for socket in list(eio.sockets.values()):
+            if isinstance(socket, DirectSocket):
+                socket.end(WSCloseCode.GOING_AWAY, "server shutting down")
             await socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
         eio.sockets = {}
-        websockets = list(self._websocket_class.open_sockets)
-        if websockets:
-            await asyncio.wait(
-                [asyncio.ensure_future(ws.close(code=WSCloseCode.GOING_AWAY,
-                                                message=b"server shutting down"))
-                 for ws in websockets],
-                timeout=SHUTDOWN_CLOSE_SECONDS)
         await self.sio.shutdown()
 
 

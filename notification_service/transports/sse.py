@@ -282,6 +282,10 @@ class SSETransport:
     def listener_count(self, channel: str) -> int:
         return len(self._channels.get(channel, ()))
 
+    def listener_counts(self) -> dict[str, int]:
+        """Listeners per channel (cluster mode writes them to Redis, batched; not per event)."""
+        return {channel: len(streams) for channel, streams in self._channels.items()}
+
     def connection_count(self) -> int:
         return len(self._open)
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import base64
 import hmac
+import multiprocessing
 import os
 import struct
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from typing import Any, Callable
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -85,3 +88,40 @@ def encrypt_many(plaintext: bytes, keys: list[tuple[bytes, bytes]]) -> list[byte
         except ValueError:
             bodies.append(None)
     return bodies
+
+
+class LazyProcessPool(Executor):
+    """A process pool that starts nothing until the first large fan-out needs it.
+
+    ``ProcessPoolExecutor`` with the spawn context starts multiprocessing's
+    resource tracker (a second Python process, about 15 MB) as soon as it is
+    built, because its queues create semaphores. A server that never sends a
+    Web Push to many subscribers at once should not pay for that: this
+    executor builds the real pool on the first ``submit``.
+    """
+
+    def __init__(self, processes: int) -> None:
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+        self._shut_down = False
+
+    @property
+    def started(self) -> bool:
+        """Whether worker processes (and the resource tracker) exist yet."""
+        return self._pool is not None
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        if self._shut_down:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        if self._pool is None:
+            # spawn, not fork: the parent has threads (the store's) and a running loop,
+            # and spawn is what Windows and macOS do anyway.
+            self._pool = ProcessPoolExecutor(
+                self.processes, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._shut_down = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+            self._pool = None

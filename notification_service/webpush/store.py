@@ -4,8 +4,9 @@ A subscription is keyed by its endpoint (a browser re-subscribing with the same
 endpoint updates it) and attached to channels: its ``id`` (a session or user),
 its ``group`` and any ``channels`` it asked for. The sender reports outcomes in
 one call per batch, never one write per recipient. :class:`SubscriptionStore`
-is the interface the rest of the package uses, so a PostgreSQL store can
-replace :class:`SqliteSubscriptionStore` without touching the sender; its
+is the interface the rest of the package uses, so the PostgreSQL store
+(:mod:`.postgres`, ``--database-url``) replaces :class:`SqliteSubscriptionStore`
+without touching the sender; its
 docstring is the contract (bounded in rows and bytes, checked atomically with
 the write; failing subscriptions pruned). Blocking sqlite3 calls run on one
 private thread, never on the event loop.
@@ -256,7 +257,7 @@ class SubscriptionStore(Protocol):
     """What the sender, transport, routes and Python API need from a store.
 
     The contract every implementation keeps (SQLite here, PostgreSQL in
-    stores/), checked by the same tests:
+    :mod:`.postgres`), checked by the same tests:
 
     - **Bounded.** A store is built with :class:`StoreLimits`. :meth:`upsert`
       raises :class:`SubscriptionsFull` instead of storing a subscription that

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -21,6 +21,9 @@ from ..events import Event
 from ..hub import mask
 from .sender import PayloadTooLarge, PushOptions, SendReport, WebPushSender
 from .store import Subscription, SubscriptionStore
+
+if TYPE_CHECKING:
+    from .jobs import PushJobs
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,8 @@ class WebPushTransport:
     def __init__(self, store: SubscriptionStore, sender: WebPushSender) -> None:
         self.store = store
         self.sender = sender
+        # Set with --redis-url and --database-url: batches become jobs any node sends.
+        self.jobs: PushJobs | None = None
         self._outcomes: OrderedDict[str, asyncio.Task[SendReport]] = OrderedDict()
         self._pending: set[asyncio.Task[SendReport]] = set()
 
@@ -92,7 +97,10 @@ class WebPushTransport:
             subscriptions = await self.store.for_channel(event.channel)
         if not subscriptions:
             return 0
-        self._track(event.id, self.sender.send(subscriptions, payload, options))
+        if self.jobs is not None:
+            await self.jobs.enqueue(event.id, event.channel, payload, options)
+        else:
+            self._track(event.id, self.sender.send(subscriptions, payload, options))
         return len(subscriptions)
 
     def send_direct(self, subscriptions: list[Subscription], message: Any,
@@ -119,6 +127,8 @@ class WebPushTransport:
 
     async def outcome(self, event_id: str) -> SendReport:
         """The counts of the batch an Event started (zeros if it started none)."""
+        if self.jobs is not None:
+            return await self.jobs.outcome(event_id)
         task = self._outcomes.pop(event_id, None)
         if task is None:
             return SendReport()

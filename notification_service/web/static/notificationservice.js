@@ -46,6 +46,8 @@
  *                          push.unsubscribe(), push.onPush(fn), push.supported()
  *   onStatus(fn)           fn(status, detail); status: connecting | connected | registered |
  *                          disconnected | error. Called at once with the current status.
+ *                          A page the server closed for reading too slowly gets
+ *                          ("disconnected", "too slow, resuming") and resumes by itself.
  *   register(code)         listen on another code (replaces the current one)
  *   code                   the code in use (null when the URL has none)
  *   status                 the current status
@@ -124,9 +126,24 @@ var notificationServiceBase = (function (script) {
   socket.on("connect", function () {
     setStatus(service.code ? "registered" : "connected", service.code);
   });
-  socket.on("disconnect", function (reason) { setStatus("disconnected", reason); });
+  // A page that could not keep up (more than the server's --output-budget waiting) is
+  // told so (ERROR 42904) just before the server closes it; it reconnects by itself and
+  // resumes from the last id it got, so this is a status, not an error.
+  var TOO_SLOW = 42904;
+  var closedAsTooSlow = null;
+  socket.on("disconnect", function (reason) {
+    setStatus("disconnected", closedAsTooSlow || reason);
+    closedAsTooSlow = null;
+  });
   socket.on("connect_error", function (err) { setStatus("error", err && err.message); });
-  socket.on("ERROR", function (body) { setStatus("error", body && body.message); });
+  socket.on("ERROR", function (body) {
+    if (body && body.code === TOO_SLOW) {
+      closedAsTooSlow = body.message;  // "too slow, resuming"
+      console.warn("notificationservice.js: " + body.message);
+      return;
+    }
+    setStatus("error", body && body.message);
+  });
   // Registered before any page listener, so the id is kept before a handler runs.
   socket.onAny(function (event, data, meta) {
     if (!meta || !meta.id) return;

@@ -1,0 +1,101 @@
+"""Space secrets in PostgreSQL (``--database-url``): set or rotated on one node, in force on all.
+
+Real PostgreSQL (a fresh schema), two in-process nodes and a third started
+later; pages join ``space::name`` rooms on the node that did not write the secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from notification_service.spaces import POSTGRES_MIGRATIONS
+from notification_service.webpush.keys import generate_key
+
+from .support import WAIT, connect_page
+
+pytestmark = pytest.mark.postgres
+
+ADMIN = "admin-token-for-tests"
+
+
+async def put_secret(http, url, space, secret):
+    async with http.put(f"{url}/admin/spaces/{space}", json={"secret": secret},
+                        headers={"Authorization": f"Bearer {ADMIN}"}) as response:
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def delete_secret(http, url, space):
+    async with http.delete(f"{url}/admin/spaces/{space}",
+                           headers={"Authorization": f"Bearer {ADMIN}"}) as response:
+        assert response.status == 200
+        return await response.json()
+
+
+async def joins(url, room, secret) -> bool:
+    page = await connect_page(url)
+    try:
+        return (await page.emit("join", {"room": room, "secret": secret}))["ok"]
+    finally:
+        await page.close()
+
+
+async def eventually(check, timeout: float = WAIT, step: float = 0.02) -> None:
+    for _ in range(int(timeout / step)):
+        if await check():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"not within {timeout} s")
+
+
+@pytest.fixture
+def shared(postgres_url, tmp_path):
+    """Settings of nodes sharing one database (and so one VAPID key)."""
+    key = tmp_path / "vapid.pem"
+    generate_key(key)
+    return {"database_url": postgres_url, "vapid_key": key, "admin_token": ADMIN}
+
+
+async def test_a_secret_set_or_rotated_on_one_node_takes_effect_on_the_others(shared, serve,
+                                                                              http):
+    a = await serve(**shared)
+    b = await serve(**shared)
+
+    assert not await joins(b.url, "dir::files", "first")  # no secret yet
+    assert (await put_secret(http, a.url, "dir", "first"))["created"] is True
+    await eventually(lambda: joins(b.url, "dir::files", "first"))
+
+    assert (await put_secret(http, a.url, "dir", "second"))["created"] is False  # rotation
+    await eventually(lambda: _refused(b.url, "dir::files", "first"))
+    assert await joins(b.url, "dir::files", "second")
+    assert await joins(a.url, "dir::files", "second")
+
+    # A node started later loads what is there.
+    c = await serve(**shared)
+    assert await joins(c.url, "dir::files", "second")
+
+    # Deleting on b: a and c refuse every new join.
+    assert (await delete_secret(http, b.url, "dir"))["deleted"] is True
+    await eventually(lambda: _refused(a.url, "dir::files", "second"))
+    await eventually(lambda: _refused(c.url, "dir::files", "second"))
+
+
+async def test_the_table_is_versioned_and_created_on_start(postgres_url, serve, http):
+    server = await serve(database_url=postgres_url, admin_token=ADMIN)
+    await put_secret(http, server.url, "dir", "s")
+    connection = await asyncpg.connect(postgres_url)
+    try:
+        version = await connection.fetchval(
+            "SELECT version FROM schema_versions WHERE store = 'space_secrets'")
+        assert version == len(POSTGRES_MIGRATIONS)
+        rows = await connection.fetch("SELECT space, secret FROM space_secrets")
+        assert [tuple(row) for row in rows] == [("dir", "s")]
+    finally:
+        await connection.close()
+
+
+async def _refused(url, room, secret) -> bool:
+    return not await joins(url, room, secret)

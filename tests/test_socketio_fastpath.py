@@ -1,0 +1,87 @@
+"""The WebSocket fast path keeps socket.io's order: replay, queued packets, then live events.
+
+Frames are written straight to a connection only when nothing waits ahead of
+them; these tests make things wait (a replay larger than the kernel buffers, an
+upgrade from polling) and check what the client reads, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import socketio
+
+from notification_service.app import SOCKETIO_KEY
+from notification_service.transports.engineio_ws import DirectSocket
+
+from .support import WAIT
+from .test_socketio_bounds import SMALL_BUFFER, direct_sockets, until
+from .wsclient import RawSocketIO
+
+
+async def test_a_page_upgraded_from_polling_gets_every_event_in_order(server):
+    transport = server.app[SOCKETIO_KEY]
+    received: list[int] = []
+    client = socketio.AsyncClient(reconnection=False)
+    client.on("TICK", lambda data, meta: received.append(data["n"]))
+    await client.connect(server.url, transports=["polling", "websocket"], wait_timeout=WAIT)
+    answer = await client.call("REGISTER", {"code": "upgrade"}, timeout=WAIT)
+    assert answer["ok"] is True
+    await server.hub.publish("upgrade", "TICK", {"n": 0})  # maybe still over polling
+    await until(lambda: client.transport() == "websocket")
+    [socket] = transport.sio.eio.sockets.values()
+    await until(lambda: isinstance(socket, DirectSocket) and socket.outbox is not None)
+    for number in range(1, 50):
+        await server.hub.publish("upgrade", "TICK", {"n": number})
+    await until(lambda: len(received) == 50)
+    assert received == list(range(50))
+    answer = await client.call("subscribe", "more", timeout=WAIT)  # acks still work
+    assert answer == {"ok": True, "channel": "more"}
+    await client.disconnect()
+
+
+@pytest.mark.server(history_size=1000, history_bytes=64 * 2**20)
+async def test_live_events_wait_behind_a_replay_that_waits(server):
+    """A 10 MB replay to a client reading slowly, live events published meanwhile: in order."""
+    first = await server.hub.publish("order", "E", {"n": -1})
+    for number in range(400):
+        await server.hub.publish("order", "E", {"n": number, "pad": "z" * 25_000})
+    client = await RawSocketIO.connect(server.port, receive_buffer=SMALL_BUFFER)
+    client.emit("REGISTER", {"code": "order", "lastEventId": first.event.id}, ack=1)
+    [socket] = direct_sockets(server)
+    await until(lambda: bool(socket.outbox))  # the replay waits: the kernel buffers are full
+    for number in range(400, 420):
+        await server.hub.publish("order", "E", {"n": number})
+    seen: list[int] = []
+    ack = None
+    while len(seen) < 420:
+        message = await client.receive()
+        assert message is not None
+        if message.startswith('42["E"'):
+            name, data, meta = json.loads(message[2:])
+            seen.append(data["n"])
+            assert meta["replayed"] is (data["n"] < 400)
+        elif message.startswith("431"):
+            ack = json.loads(message[3:])[0]
+            assert len(seen) == 400  # the answer comes after what it replayed
+    assert seen == list(range(420))
+    assert ack == {"ok": True, "code": "order", "replayed": 400}
+    client.close()
+
+
+
+async def test_pings_keep_a_quiet_page_and_drop_a_silent_client(server):
+    """Pings are timer handles now: a page answering them stays, a client that never does goes."""
+    eio = server.app[SOCKETIO_KEY].sio.eio
+    eio.ping_interval, eio.ping_timeout = 1, 1
+    client = socketio.AsyncClient(reconnection=False)
+    await client.connect(server.url, transports=["websocket"], wait_timeout=WAIT)
+    silent = await RawSocketIO.connect(server.port)
+    stream = await silent.read_all()  # until the server gives up on it
+    assert stream.count(b"\x81\x012") >= 1  # it was pinged, never answered
+    assert len(eio.sockets) == 1
+    await asyncio.sleep(3)  # three more ping intervals: the page answers each one
+    assert client.connected and len(eio.sockets) == 1
+    await client.disconnect()
