@@ -54,7 +54,7 @@ MAX_RESPONSE_PACKETS = 16
 """Packets in one polling response: python-engineio's client refuses more
 (``Payload.max_decode_packets``); socket.io's JS client 4.8 takes any number."""
 MAX_POST_PACKETS = 1000
-"""Packets one polling POST may carry (its bytes are bounded by --max-message-bytes).
+"""Packets one polling POST may carry (its bytes are bounded too: 1 MB, max_http_buffer_size).
 Far above what a page sends at once; each one starts a handler, so it is bounded."""
 PACKET_SEPARATOR = "\x1e"
 
