@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +101,8 @@ class RedisBus:
                                 history_age=history_age)
         self.position = b"0-0"  # the last bus entry this node delivered
         self.reading = False  # false while Redis does not answer the reader
+        self._read_at = time.time()  # when a read last came back (for lag())
+        self._behind = False  # the last read came back full: more is waiting
         self.on_hole: list[Any] = []  # callables(reason) that close this node's connections
         self.on_reconnect: list[Any] = []  # coroutine functions run when Redis answers again
         self._task: asyncio.Task[None] | None = None
@@ -202,6 +205,19 @@ class RedisBus:
         finally:
             self._probes.pop(token, None)
 
+    def lag(self) -> float:
+        """``notify_bus_lag_seconds``: how far this node's reader is behind the bus.
+
+        0 once a read came back short (nothing more waited); after a full
+        batch, the age of the last entry delivered; while Redis does not
+        answer, how long since the last read. Computed at scrape time only.
+        """
+        if not self.reading:
+            return max(0.0, time.time() - self._read_at)
+        if not self._behind:
+            return 0.0
+        return max(0.0, time.time() - sequence_of(self.position) / 1_000_000)
+
     # -- reading ---------------------------------------------------------
     async def _read(self) -> None:
         failing: str | None = None
@@ -228,10 +244,11 @@ class RedisBus:
                         await again()
                     except REDIS_ERRORS as error:
                         log.warning("node %s: after reconnecting: %s", self.node, error)
-            self.reading = True
+            self.reading, self._read_at = True, time.time()
             for _stream, entries in reply or ():
                 for entry_id, fields in entries:
                     await self._take(entry_id, fields)
+                self._behind = len(entries) >= READ_BATCH
 
     async def _take(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
         previous = fields.get(b"p", b"")

@@ -46,6 +46,7 @@ def install(app: web.Application, settings: Settings, hub: Hub, health: HealthCh
     hub.receipts = receipts  # type: ignore[assignment]
     hub.bus = bus
     health.add("bus", bus.probe)
+    hub.metrics.watch_bus_lag(bus.lag)
     bus.on_reconnect.append(app[NODES_KEY].announce)  # alive again at once, not in 5 s
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
