@@ -542,6 +542,12 @@ class SocketIOTransport:
         request = environ.get("aiohttp.request")
         return client_address(request) if request is not None else "?"
 
+    async def close_all(self, message: str, code: int) -> None:
+        """Tell every page why (``ERROR``), then disconnect it so it resumes (cluster mode)."""
+        await self.sio.emit("ERROR", {"message": message, "code": code})
+        for socket in list(self.sio.eio.sockets.values()):
+            await socket.close(wait=False, reason=self.sio.eio.reason.SERVER_DISCONNECT)
+
     async def _on_shutdown(self, _app: web.Application) -> None:
         """Close every connection at once so pages reconnect to the next process.
 
