@@ -9,6 +9,9 @@ integrator can fix their token without reading our source.
 This module must never accept ``alg: none``, never let the token choose an
 algorithm the server was not configured for (an RSA public key used as an HMAC
 secret is the classic forgery), and never log a token.
+
+PyJWT (and the parts of cryptography it loads, about 1.3 MB of RSS) is
+imported when a key is configured or a token arrives, not at start.
 """
 
 from __future__ import annotations
@@ -18,10 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import jwt
 from aiohttp import web
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from .access import Identity
 from .errors import (JWT_NOT_CONFIGURED, TOKEN_ALG_NONE, TOKEN_ALG_NOT_ALLOWED, TOKEN_BAD_CLAIMS,
@@ -35,7 +35,6 @@ REQUIRED_CLAIMS = ("sub", "iss", "iat", "exp")
 DEFAULT_LEEWAY_SECONDS = 10.0
 NAME_MAX_LENGTH = 128
 CHANNEL_CHARACTERS_TEXT = "A-Z a-z 0-9 _ . ~ - : @ / + = |"
-_InsecureKeyLengthWarning: type[Warning] = getattr(jwt, "InsecureKeyLengthWarning", UserWarning)
 
 
 class JwtVerifier:
@@ -61,6 +60,8 @@ class JwtVerifier:
                 log.warning("the JWT secret is shorter than 32 bytes: anyone who guesses it "
                             "can mint tokens; use a long random value")
         if public_key_pem:
+            from cryptography.hazmat.primitives.asymmetric import ec, rsa
+            from cryptography.hazmat.primitives.serialization import load_pem_public_key
             try:
                 key = load_pem_public_key(public_key_pem)
             except ValueError:
@@ -96,6 +97,7 @@ class JwtVerifier:
         if not self._keys:
             raise JWT_NOT_CONFIGURED(
                 "This server verifies no JWTs: start it with --jwt-secret or --jwt-public-key.")
+        import jwt
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
@@ -113,10 +115,12 @@ class JwtVerifier:
         return _identity_from(claims)
 
     def _decode(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
+        import jwt
         try:
             if self._quiet_short_secret and algorithm == "HS256":
                 with warnings.catch_warnings():  # already logged once at start-up
-                    warnings.simplefilter("ignore", _InsecureKeyLengthWarning)
+                    warnings.simplefilter("ignore", getattr(jwt, "InsecureKeyLengthWarning",
+                                                            UserWarning))
                     return self._decode_checked(token, key, algorithm)
             return self._decode_checked(token, key, algorithm)
         except jwt.InvalidSignatureError:
@@ -137,6 +141,7 @@ class JwtVerifier:
             raise TOKEN_BAD_CLAIMS(f"The token's claims are invalid: {error}.") from None
 
     def _decode_checked(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
+        import jwt
         return jwt.decode(token, key, algorithms=[algorithm], leeway=self.leeway,
                           options={"require": list(REQUIRED_CLAIMS), "verify_aud": False})
 

@@ -8,7 +8,8 @@ here, against 0.05 µs). prometheus-client writes them out when Prometheus
 scrapes, as proper counter and histogram families, together with the gauges
 (connections, history size, bus lag), which are read at scrape time from
 callables the app wires in and never updated per event. One registry per app,
-so two servers in one process count apart.
+so two servers in one process count apart. prometheus-client (about 1 MB) is
+imported at the first scrape (:mod:`.metrics_exposition`), not at start.
 
 This module must never take a code, a channel or a user as a label: a code is
 a secret, and channels are unbounded (every label value is a time series the
@@ -19,17 +20,15 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_left
-from itertools import accumulate
-from typing import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
-                                    HistogramMetricFamily, Metric)
-from prometheus_client.registry import Collector
 
 from .errors import ADMIN_DISABLED
 from .tokens import require_token
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 WAYS_IN = ("trigger", "emit", "broadcast", "webpush", "python", "inbox", "other")
 """``way`` label of ``notify_published_total``: GET triggers (``/notify`` and page URLs),
@@ -62,8 +61,7 @@ class Metrics:
         self.history_events: Reading | None = None
         self.history_bytes: Reading | None = None
         self.bus_lag: Reading | None = None
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(Exposition(self))
+        self.registry: CollectorRegistry | None = None  # made at the first scrape
 
     # -- the hot path ------------------------------------------------------
     def published(self, way: str, started: float, listeners: Mapping[str, int]) -> None:
@@ -111,61 +109,11 @@ class Metrics:
         self.bus_lag = seconds
 
     def exposition(self) -> bytes:
+        """The Prometheus text of now; prometheus-client is imported at the first scrape."""
+        from .metrics_exposition import generate_latest, registry_of
+        if self.registry is None:
+            self.registry = registry_of(self)
         return generate_latest(self.registry)
-
-
-class Exposition(Collector):
-    """Writes one server's :class:`Metrics` as Prometheus families when scraped."""
-
-    def __init__(self, metrics: Metrics) -> None:
-        self.metrics = metrics
-
-    def collect(self) -> Iterator[Metric]:
-        m = self.metrics
-        yield _counter("notify_published", "Events published, by the way they came in.",
-                       "way", m.published_counts)
-        yield _counter("notify_delivered", "Live deliveries (one event to one connection), by "
-                       "transport; webpush counts pushes queued.", "transport",
-                       m.delivered_counts)
-        yield _counter("notify_resumes", "Listeners that resumed from a last event id: "
-                       "replayed (all they missed was still kept) or gap (some was lost and "
-                       "they were told).", "outcome",
-                       {"replayed": m.resume_counts[False], "gap": m.resume_counts[True]})
-        yield _counter("notify_slow_consumer_disconnects", "Connections cut off because their "
-                       "client read too slowly, by transport.", "transport", m.slow_counts)
-        yield _counter("notify_webpush_sent", "Push requests answered by push services, by "
-                       "status class (error: no answer).", "status", m.webpush_counts)
-        cumulative = list(accumulate(m.publish_buckets))
-        bounds = [repr(float(bound)) for bound in PUBLISH_BUCKETS] + ["+Inf"]
-        yield HistogramMetricFamily(
-            "notify_publish_seconds",
-            "Seconds Hub.publish takes from call to report (receipt waits excluded).",
-            buckets=list(zip(bounds, cumulative)), sum_value=m.publish_seconds)
-        connections = GaugeMetricFamily("notify_connections", "Open listener connections, by "
-                                        "transport (socket.io counts WebSocket and polling).",
-                                        labels=["transport"])
-        for transport, count in m.connections.items():
-            connections.add_metric([transport], count())
-        yield connections
-        if m.history_events is not None and m.history_bytes is not None:
-            yield GaugeMetricFamily("notify_history_events",
-                                    "Events kept for resuming listeners, all channels.",
-                                    value=m.history_events())
-            yield GaugeMetricFamily("notify_history_bytes",
-                                    "Bytes of event data kept for resuming listeners.",
-                                    value=m.history_bytes())
-        if m.bus_lag is not None:
-            yield GaugeMetricFamily("notify_bus_lag_seconds",
-                                    "Seconds this node's bus reader is behind the newest entry.",
-                                    value=m.bus_lag())
-
-
-def _counter(name: str, documentation: str, label: str,
-             counts: Mapping[str, float]) -> CounterMetricFamily:
-    family = CounterMetricFamily(name, documentation, labels=[label])
-    for value, count in counts.items():
-        family.add_metric([value], count)
-    return family
 
 
 def add_routes(app: web.Application, metrics: Metrics, *, public: bool,
@@ -179,8 +127,9 @@ def add_routes(app: web.Application, metrics: Metrics, *, public: bool,
                                      "'Authorization: Bearer <token>', or start it with "
                                      "--metrics-public.")
             require_token(request, admin_token, "admin")
-        return web.Response(body=metrics.exposition(),
-                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+        body = metrics.exposition()
+        from .metrics_exposition import CONTENT_TYPE_LATEST
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app.router.add_get("/metrics", scrape, name="metrics")
 

@@ -1,4 +1,5 @@
-"""What a server costs before anyone connects: no worker process, a settled collector."""
+"""What a server costs before anyone connects: no worker process, a settled collector,
+no library imported that a default single-node server does not use yet."""
 
 from __future__ import annotations
 
@@ -40,3 +41,48 @@ def test_settling_after_start_up_freezes_and_raises_the_thresholds():
     out = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True,
                          text=True, timeout=60, check=True).stdout.split()
     assert out == ["True", "True"]
+
+
+NOT_AT_START = ("redis", "valkey", "prometheus_client", "jwt")
+"""Imported on first use only: --redis-url, the first /metrics scrape, the first JWT."""
+
+STARTED_SERVER_MODULES = """
+import asyncio, sys, tempfile
+from aiohttp import web
+from notification_service.app import create_app
+from notification_service.config import settings_from_args
+
+async def main():
+    settings = settings_from_args(["-p", "0", "-f", "", "-l", "WARNING",
+                                   "--data-dir", tempfile.mkdtemp()])
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()  # start-up and cleanup contexts: stores open, VAPID key made
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+    await runner.cleanup()
+
+asyncio.run(main())
+"""
+
+
+def test_a_default_server_imports_no_redis_metrics_or_jwt_library_at_start():
+    """In a fresh process: the test process itself has imported them long ago."""
+    out = subprocess.run([sys.executable, "-c", STARTED_SERVER_MODULES], cwd=PROJECT_ROOT,
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    loaded = set(out.split())
+    assert "aiohttp" in loaded and "socketio" in loaded  # the script did start a server
+    assert loaded.isdisjoint(NOT_AT_START), sorted(loaded & set(NOT_AT_START))
+
+
+def test_python_socketio_loads_its_redis_managers_on_first_use():
+    """socketio.RedisManager (the flask-socketio bridge's side) still works, with redis."""
+    script = ("import sys; from notification_service.transports import socketio_import; "
+              "import socketio; before = 'redis' in sys.modules; "
+              "manager = socketio.RedisManager; "
+              "import socketio.async_redis_manager as m; "
+              "print(before, manager.__name__, m.aioredis is not None, "
+              "socketio.AsyncRedisManager is m.AsyncRedisManager)")
+    out = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True,
+                         text=True, timeout=60, check=True).stdout.split()
+    assert out == ["False", "RedisManager", "True", "True"]

@@ -24,11 +24,12 @@ from .design_store import (POSTGRES_MIGRATIONS as DESIGN_MIGRATIONS, DesignLibra
 from .media import (FOLDER_NAME, POSTGRES_MIGRATIONS as MEDIA_MIGRATIONS, MediaStore,
                     PostgresMediaStore, SqliteMediaStore)
 from .overlays import OverlayChannel, QueueObserver
-from .queue_store import MemoryQueueStore, QueueStore, RedisQueueStore
+from .queue_store import MemoryQueueStore, QueueStore
 from .sqlite import FILE_NAME, AlertDatabase
 
 if TYPE_CHECKING:
     from ..cluster.nodes import NodeLiveness
+    from .queue_redis import RedisQueueStore
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,11 @@ def install(app: web.Application, settings: Settings, hub: Hub,
             log.info("alert designs read from %s (%d codes)", settings.alert_designs,
                      len(stored))
         memory: MemoryQueueStore | None = None
+        shared: RedisQueueStore | None = None
         if settings.redis_url is not None:
             from ..cluster.nodes import NODES_KEY
             from ..cluster.redis import KEYS_KEY, REDIS_KEY
+            from .queue_redis import RedisQueueStore  # redis only with --redis-url
             shared = RedisQueueStore(app[REDIS_KEY], app[KEYS_KEY])
             await shared.start()
             box.queues = shared
@@ -98,8 +101,8 @@ def install(app: web.Application, settings: Settings, hub: Hub,
         yield
         if memory is not None:
             await memory.close()
-        if isinstance(box.queues, RedisQueueStore):
-            await box.queues.close()
+        if shared is not None:
+            await shared.close()
         await box.database.close()
 
     app.cleanup_ctx.append(lifetime)
