@@ -287,6 +287,9 @@ class DirectSocket(async_socket.AsyncSocket):
         assert writer is not None
         self.transport = writer.transport
         self._protocol = writer.protocol
+        # aiohttp's HTTP request parser (about 760 bytes) is never used again once the
+        # WebSocket reads the connection; aiohttp checks for None wherever it would
+        self._protocol._parser = None
         self.peer = peer
         self.outbox = Outbox(self.server.output_budget)
         if self.server.output_budget // 4 < WRITE_AHEAD:
