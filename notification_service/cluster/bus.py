@@ -103,6 +103,7 @@ class RedisBus:
         self.position = b"0-0"  # the last bus entry this node delivered
         self.reading = False  # false while Redis does not answer the reader
         self.behind = False  # the last read filled a whole batch: more is waiting
+        self._read_at = time.time()  # when a read last came back (for lag())
         self.on_hole: list[Any] = []  # coroutine functions(message, code) closing connections
         self.on_reconnect: list[Any] = []  # coroutine functions run when Redis answers again
         self._task: asyncio.Task[None] | None = None
@@ -217,8 +218,15 @@ class RedisBus:
             self._probes.pop(token, None)
 
     def lag(self) -> float:
-        """Seconds this node's reader is behind the bus (``notify_bus_lag_seconds``)."""
-        if self.reading and not self.behind:
+        """``notify_bus_lag_seconds``: how far this node's reader is behind the bus.
+
+        0 once a read came back short (nothing more waited); after a full
+        batch, the age of the last entry delivered; while Redis does not
+        answer, how long since the last read. Computed at scrape time only.
+        """
+        if not self.reading:
+            return max(0.0, time.time() - self._read_at)
+        if not self.behind:
             return 0.0
         return max(0.0, time.time() - sequence_of(self.position) / 1_000_000)
 
@@ -247,7 +255,7 @@ class RedisBus:
                         await again()
                     except REDIS_ERRORS as error:
                         log.warning("node %s: after reconnecting: %s", self.node, error)
-            self.reading = True
+            self.reading, self._read_at = True, time.time()
             self.behind = len(reply) >= READ_BATCH
             for entry_id, flat in reply:
                 fields = dict(zip(flat[::2], flat[1::2]))
