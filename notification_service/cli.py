@@ -20,7 +20,7 @@ from typing import Sequence
 
 from aiohttp import web
 
-from . import gctuning, tls
+from . import gctuning, hangup, tls
 from .alerts.console import CONSOLE_KEY, banner
 from .app import create_app
 from .config import Settings, settings_from_args, startup_warnings
@@ -97,6 +97,7 @@ async def serve(settings: Settings, app: web.Application) -> None:
     try:
         await runner.setup()
         install_connection_cap(runner, settings)
+        hangup.install(runner.server)
         site = web.TCPSite(runner, settings.host, settings.port, ssl_context=ssl_context)
         try:
             await site.start()

@@ -18,7 +18,7 @@ import pytest
 import socketio
 from aiohttp import web
 
-from notification_service import tls
+from notification_service import hangup, tls
 from notification_service.app import create_app
 from notification_service.config import PROJECT_ROOT, Settings
 from notification_service.http_limits import install_connection_cap
@@ -96,6 +96,7 @@ async def start_server(settings: Settings) -> RunningServer:
     runner = web.AppRunner(app, shutdown_timeout=settings.shutdown_timeout)
     await runner.setup()
     install_connection_cap(runner, settings)  # as the CLI does
+    hangup.install(runner.server)
     site = web.TCPSite(runner, "127.0.0.1", settings.port,
                        ssl_context=tls.server_context(settings))
     await site.start()

@@ -257,3 +257,36 @@ def test_throttle_allows_a_few_a_second_and_counts_the_rest():
     assert [allowed for allowed, _ in results] == [True] * 3 + [False] * 7
     now[0] += 1.0
     assert throttle.allow() == (True, 7)
+
+
+def test_the_per_event_line_looks_like_any_other_line_in_order(tmp_path):
+    """info_line skips the LogRecord (the per-event cost), never the format or the order."""
+    import re
+
+    from notification_service.logs import info_line
+
+    for log_format in ("text", "json"):
+        logfile = tmp_path / f"{log_format}.log"
+        writer = configure_logging("INFO", logfile, log_format)
+        log = logging.getLogger("notification_service.hub")
+        try:
+            log.info("published A to 12** id=1 listeners=0", extra={"event_id": "1",
+                                                                   "channel": "12**"})
+            info_line(log, "published B to 12** id=2 listeners=0", event_id="2", channel="12**")
+            log.warning("after")
+        finally:
+            writer.stop()
+            logging.basicConfig(force=True, handlers=[logging.NullHandler()])
+        first, second, third = logfile.read_text().splitlines()
+        if log_format == "json":
+            first, second = json.loads(first), json.loads(second)
+            assert set(first) == set(second)
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", second["time"])
+            assert (second["event_id"], second["channel"]) == ("2", "12**")
+            assert second["message"] == "published B to 12** id=2 listeners=0"
+        else:
+            assert first[:10] == second[:10] and len(first) == len(second)
+            assert second[23:] == " INFO notification_service.hub: published B to 12** id=2 " \
+                                  "listeners=0"
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}", second[:23])
+        assert "after" in third

@@ -25,6 +25,7 @@ from engineio.async_drivers import aiohttp as engineio_aiohttp
 from socketio import packet as socketio_packet
 
 from .. import jsoncodec
+from . import longpolling
 from ..access import ChannelAccess, Identity
 from ..config import MiB
 from ..errors import (INVALID_CHANNEL, INVALID_CODE, TOKEN_MALFORMED, TOO_MANY_CHANNELS,
@@ -201,6 +202,7 @@ class SocketIOTransport:
         self.sio.eio.warnings = Throttle()  # closed connections: a few WARNING lines a second
         self.sio.eio.too_slow_notice = message_frame(self._encode(
             ["ERROR", {"message": TOO_SLOW_REASON, "code": TOO_SLOW.code}]))
+        longpolling.install(self.sio.eio)
         self._codes: dict[str, str] = {}
         self._plain: set[str] = set()  # connections that asked for events without metadata
         self._channels: dict[str, set[str]] = {}  # sid -> channels joined by subscribe/join
