@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 SECRET_PREFIX = "ws-emit::room_secret::"
 REFRESH_SECONDS = 2.0
 SCAN_COUNT = 1000
+CLOSE_SECONDS = 1.0
 MESSAGE_OVERHEAD = 4096
 """Bytes a message may have beyond ``--max-payload-bytes`` (event, room, host id, ...)."""
 MAX_DEPTH = 64
@@ -260,7 +261,13 @@ class FlaskSocketIOBridge:
                 if message is not None and message["type"] == "message":
                     await self.handle(message["data"])
         finally:
-            await pubsub.aclose()
+            # Cancelled mid-read, redis-py's PubSub.aclose() can wait until Redis
+            # closes the connection (seen here with redis-py 8.1): never hold up a stop.
+            try:
+                await asyncio.wait_for(pubsub.aclose(), CLOSE_SECONDS)
+            except (asyncio.TimeoutError, aioredis.RedisError, OSError):
+                log.debug("the subscription to %r was dropped without a clean close",
+                          self.channel)
 
     async def handle(self, raw: bytes) -> None:
         try:
