@@ -110,7 +110,8 @@ def create_app(settings: Settings) -> web.Application:
     sse_transport = SSETransport(
         hub, access=app[ACCESS_KEY], verifier=verifier, registry=connections,
         ping_interval=settings.sse_ping_interval, queue_size=settings.sse_queue_size,
-        queue_bytes=settings.sse_queue_bytes, retry_ms=settings.sse_retry_ms)
+        queue_bytes=settings.sse_queue_bytes, output_budget=settings.output_budget,
+        retry_ms=settings.sse_retry_ms)
     sse_transport.add_routes(app)
     app[SSE_KEY] = sse_transport
     metrics.watch_connections("sse", sse_transport.connection_count)

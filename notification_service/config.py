@@ -446,11 +446,12 @@ class Settings:
         minimum=0.1)
     sse_queue_size: int = setting(
         256, "--sse-queue-size",
-        "Events an SSE stream may have waiting before its client is cut off as too slow.",
+        "Events an SSE stream may have queued before its client is cut off as too slow.",
         minimum=1)
     sse_queue_bytes: int = setting(
         MiB, "--sse-queue-bytes",
-        "Bytes an SSE stream may have waiting before its client is cut off as too slow.",
+        "Bytes an SSE stream may have waiting before its client is cut off as too slow; the "
+        "smaller of this and --output-budget applies (kept for existing command lines).",
         shown_default="1 MiB", minimum=1)
     sse_retry_ms: int = setting(
         3000, "--sse-retry",
