@@ -44,14 +44,13 @@ from ..producers.body import check_data_size
 from ..producers.broadcast import checked_names
 from ..producers.emit import DEFAULT_NAMESPACES
 from .leader import Lease
-from .redis import KEYS_KEY, REDIS_KEY
+from .redis import KEYS_KEY, REDIS_KEY, close_pubsub
 
 log = logging.getLogger(__name__)
 
 SECRET_PREFIX = "ws-emit::room_secret::"
 REFRESH_SECONDS = 2.0
 SCAN_COUNT = 1000
-CLOSE_SECONDS = 1.0
 MESSAGE_OVERHEAD = 4096
 """Bytes a message may have beyond ``--max-payload-bytes`` (event, room, host id, ...)."""
 MAX_DEPTH = 64
@@ -261,13 +260,7 @@ class FlaskSocketIOBridge:
                 if message is not None and message["type"] == "message":
                     await self.handle(message["data"])
         finally:
-            # Cancelled mid-read, redis-py's PubSub.aclose() can wait until Redis
-            # closes the connection (seen here with redis-py 8.1): never hold up a stop.
-            try:
-                await asyncio.wait_for(pubsub.aclose(), CLOSE_SECONDS)
-            except (asyncio.TimeoutError, aioredis.RedisError, OSError):
-                log.debug("the subscription to %r was dropped without a clean close",
-                          self.channel)
+            await close_pubsub(pubsub)
 
     async def handle(self, raw: bytes) -> None:
         try:
