@@ -73,7 +73,7 @@ def create_app(settings: Settings) -> web.Application:
         shared=settings.database_url is not None)
     if settings.redis_url is not None:
         from .cluster import wsemit
-        access = ChannelAccess(wsemit.setup(app, space_secrets))  # ws-emit's keys as secrets
+        access = ChannelAccess(wsemit.use_secrets(app, space_secrets))  # ws-emit's keys too
     else:
         access = ChannelAccess(space_secrets)
     app[ACCESS_KEY] = access
@@ -110,14 +110,16 @@ def create_app(settings: Settings) -> web.Application:
     sse_transport = SSETransport(
         hub, access=app[ACCESS_KEY], verifier=verifier, registry=connections,
         ping_interval=settings.sse_ping_interval, queue_size=settings.sse_queue_size,
-        queue_bytes=settings.sse_queue_bytes, retry_ms=settings.sse_retry_ms)
+        queue_bytes=settings.sse_queue_bytes, output_budget=settings.output_budget,
+        retry_ms=settings.sse_retry_ms)
     sse_transport.add_routes(app)
     app[SSE_KEY] = sse_transport
     metrics.watch_connections("sse", sse_transport.connection_count)
 
-    if settings.redis_url is not None:
+    if settings.redis_url is not None:  # ways in through Redis: started last, stopped first
         from .cluster import inbox
         inbox.setup(app)
+        wsemit.bridge(app)
     trigger.add_routes(app)
     emit.add_routes(app)
     broadcast.add_routes(app)

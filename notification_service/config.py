@@ -446,11 +446,12 @@ class Settings:
         minimum=0.1)
     sse_queue_size: int = setting(
         256, "--sse-queue-size",
-        "Events an SSE stream may have waiting before its client is cut off as too slow.",
+        "Events an SSE stream may have queued before its client is cut off as too slow.",
         minimum=1)
     sse_queue_bytes: int = setting(
         MiB, "--sse-queue-bytes",
-        "Bytes an SSE stream may have waiting before its client is cut off as too slow.",
+        "Bytes an SSE stream may have waiting before its client is cut off as too slow; the "
+        "smaller of this and --output-budget applies (kept for existing command lines).",
         shown_default="1 MiB", minimum=1)
     sse_retry_ms: int = setting(
         3000, "--sse-retry",
@@ -654,6 +655,11 @@ def startup_warnings(settings: Settings) -> list[str]:
             f"Listening on {settings.host} without a publish token: anyone who can reach "
             f"this address can publish to every channel. Set --publish-token "
             f"(or {env_name('--publish-token')}).")
+    if settings.redis_url is not None and settings.database_url is None:
+        warnings.append(
+            "--redis-url without --database-url: this node keeps its own space secrets and "
+            "Web Push subscriptions in SQLite, so a secret set or a browser subscribed "
+            "through another node is unknown here. Give every node the same --database-url.")
     return warnings
 
 

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 import aiohttp
+import pytest
 
 from notification_service.app import SOCKETIO_KEY
 from notification_service.transports.longpolling import (MAX_POST_PACKETS,
@@ -235,3 +236,55 @@ async def test_a_burst_of_2000_reaches_a_chromium_polling_page_complete_in_order
         assert await page.evaluate("() => window.__ticks") == list(range(2000))
     finally:
         await page.close()
+
+
+@pytest.mark.server(output_budget=64 * 1024)
+async def test_a_session_that_stops_polling_is_closed_as_too_slow_and_told_why(server, http):
+    session = PollingSession(http, server.url)
+    await session.open({"code": "stalled"})
+    await session.until(lambda: session.events("WELCOME"))
+    socket = engine_socket(server, session.sid)
+    for n in range(40):  # 40 x 4 kB while the client does not poll: past 64 KiB
+        await server.hub.publish("stalled", "TICK", {"n": n, "blob": "x" * 4000})
+    assert socket.queue.held <= 64 * 1024 + 8000  # dropped, not kept
+    await session.poll()
+    [error] = session.events("ERROR")
+    assert error["message"] == "too slow, resuming"
+    await until(lambda: sid_gone(server, session.sid))
+    async with http.get(session.url) as response:
+        assert response.status == 400  # the session is over: the client reconnects and resumes
+
+
+@pytest.mark.server(output_budget=64 * 1024)
+async def test_a_polling_resume_larger_than_the_budget_arrives_whole(server):
+    """A replay counts as the client takes it: a client that polls is never cut off by one."""
+    [since] = await publish(server, "bigresume", 1)
+    missed = []
+    for n in range(100):  # ~400 kB of history, six times the budget
+        report = await server.hub.publish("bigresume", "TICK", {"n": n, "blob": "x" * 4000})
+        missed.append(report.event.id)
+    page = await connect_page(server.url, auth={"code": "bigresume", "lastEventId": since},
+                              transports=["polling"])
+    try:
+        await page.wait_for("TICK", count=100, timeout=30)
+        assert [meta["id"] for _data, meta in page.with_meta("TICK")] == missed
+        assert page.client.connected and page.named("ERROR") == []
+    finally:
+        await page.close()
+
+
+async def test_a_resume_while_its_replay_still_waits_replaces_it(server, http):
+    [since] = await publish(server, "again", 1)
+    missed = await publish(server, "again", 30, start=1)
+    session = PollingSession(http, server.url)
+    await session.open()
+    socket = engine_socket(server, session.sid)
+    resume = '{"channel": "again", "lastEventId": "%s"}' % since
+    await session.post(*[f'42{n}["subscribe",{resume}]' for n in range(50)])
+    await until(lambda: len(session.acks()) == 50 or socket.queue.qsize() >= 1)
+    await session.until(lambda: len(session.acks()) == 50)
+    await session.until(lambda: len(session.events("TICK")) >= 30)
+    assert [data["n"] for data in session.events("TICK")] == list(range(1, 31))
+    live = await publish(server, "again", 1, start=31)
+    await session.until(lambda: len(session.events("TICK")) == 31)
+    assert len(missed + live) == 31

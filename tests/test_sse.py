@@ -257,6 +257,7 @@ async def test_cross_origin_stream_is_labelled_for_allowed_origins(server, http)
 
 
 def test_queue_bound_in_events_and_bytes():
+    """What waits for a stream that is not live yet (or lags) is bounded in frames and bytes."""
     from notification_service.transports.sse import SSEConnection
 
     connection = SSEConnection(None, ["c"], None, max_queue=3, max_bytes=1000)  # type: ignore[arg-type]
