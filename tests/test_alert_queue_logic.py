@@ -107,3 +107,14 @@ def test_alerts_written_out_of_order_by_two_nodes_play_in_publish_order():
     # Past the settle time an alert the overlay lacks plays from the queue's copy.
     answer = code.next(line, [], now=11.3, settle=1.0)
     assert answer["play"]["id"] == "e-2" and answer["play"]["data"] == {"n": 2}
+
+
+def test_an_alert_replayed_a_moment_after_it_played_is_released_at_once():
+    code = CodeQueue()
+    line = code.connect(overlay("ov"), now=0.0)
+    code.enqueue("e-1", "FOLLOW", {"n": 1}, time=10.0, now=10.0)
+    have = [{"id": "e-1", "name": "FOLLOW", "time": 10.0}]
+    assert code.next(line, have, now=10.1, settle=1.0)["play"]["id"] == "e-1"
+    code.finished(line, "e-1", "played")
+    code.replay("e-1", None)
+    assert code.next(line, [], now=10.3, settle=1.0)["play"]["id"] == "e-1"

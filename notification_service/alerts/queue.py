@@ -53,6 +53,7 @@ class Held:
     data_json: str | None  # None: too large to hold (overlays play their delivered copy)
     time: float
     outcomes: dict[str, str] = field(default_factory=dict)
+    replayed: bool = False  # queued again by the operator: released at once (no settle)
 
     def public(self, with_data: bool = True) -> dict[str, Any]:
         answer: dict[str, Any] = {"id": self.id, "event": self.name, "time": self.time}
@@ -267,7 +268,7 @@ class CodeQueue:
             return answer
         first = line.waiting[0]
         young = settle - (now - self.alerts[first].time)
-        if young > 0 and first not in have_ids:
+        if young > 0 and first not in have_ids and not self.alerts[first].replayed:
             return {**answer, "retry": round(young, 3)}
         return {**self._release(line, line.waiting.pop(0), have_ids, now), "done": done}
 
@@ -328,6 +329,7 @@ class CodeQueue:
             raise LookupError(alert_id)
         self.alerts.pop(alert_id, None)
         self.alerts[alert_id] = held  # now the newest
+        held.replayed = True
         for line in self._lines_by_age():
             if line.wants(held.name) and line.playing != alert_id \
                     and alert_id not in line.waiting and len(line.waiting) < MAX_WAITING:
