@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 REDIS_TTL_SECONDS = 7 * 24 * 3600
 REDIS_RETRIES = 50
+# An alert another node is still writing may be younger than the one just written:
+# a young alert waits this long at most for its overlay to have it (CodeQueue.next).
+SETTLE_SECONDS = 1.0
 RESYNC_SECONDS = 30.0  # how often each node reads the set of codes with queues again
 
 
@@ -100,6 +103,8 @@ class QueuedCodes:
 
 class RedisQueueStore:
     """Each code's queue as one JSON value in Redis, changed optimistically (WATCH/MULTI)."""
+
+    settle = SETTLE_SECONDS
 
     def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
         self.client = client

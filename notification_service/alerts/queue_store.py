@@ -40,6 +40,8 @@ SQLITE_DELETE = "DELETE FROM queues WHERE code = ?"
 
 
 class QueueStore(Protocol):
+    settle: float  # seconds a young alert waits for its overlay to have it (CodeQueue.next)
+
     async def update(self, code: str, change: Callable[[CodeQueue], T],
                      new: Callable[[], CodeQueue] | None = None) -> T:
         """Apply ``change`` to the code's queue and keep the result; ``NO_QUEUE`` if it has none.
@@ -57,6 +59,8 @@ class QueueStore(Protocol):
 
 class MemoryQueueStore:
     """Queues in memory, written through to the alerts SQLite file by one writer task."""
+
+    settle = 0.0  # every alert joins its lines as it is published: none can come late
 
     def __init__(self, database: AlertDatabase, *, max_codes: int = MAX_CODES,
                  max_bytes: int = MAX_BYTES) -> None:
