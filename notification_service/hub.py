@@ -193,12 +193,7 @@ class Hub:
             report.listeners[background.name] = await self._deliver_in_background(
                 background, event)
         self.metrics.published(way, started, report.listeners)
-        if log.isEnabledFor(logging.INFO):  # one finished line, no LogRecord (logs.info_line)
-            masked = mask(channel)
-            info_line(log, f"published {name} to {masked} id={event.id} listeners={report.total}",
-                      event_id=event.id, channel=masked)
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("event %s on %s data=%r", event.id, channel, data)
+        self._log_published(report)
         if receipts is not None:
             report.acknowledged = await self.receipts.wait(receipts, wait_ms)
         return report
@@ -243,8 +238,7 @@ class Hub:
         if idempotency_key is not None and report.extra:
             await self.bus.remember(channel, idempotency_key, report)
         self.metrics.published(way, started, report.listeners)
-        log.info("published %s to %s id=%s listeners=%d", name, mask(channel), event.id,
-                 report.total, extra={"event_id": event.id, "channel": mask(channel)})
+        self._log_published(report)
         if waiting is not None:
             report.acknowledged = await self.receipts.wait(waiting, wait_ms)  # type: ignore[arg-type]
         return report
@@ -264,6 +258,17 @@ class Hub:
         if receipt:
             self.receipts.delivered(event, origin, receipt)  # type: ignore[attr-defined]
         return delivered
+
+    @staticmethod
+    def _log_published(report: DeliveryReport) -> None:
+        """One INFO line per publish (never per recipient), as finished text: no LogRecord."""
+        event = report.event
+        if log.isEnabledFor(logging.INFO):
+            masked = mask(event.channel)
+            info_line(log, f"published {event.name} to {masked} id={event.id} "
+                      f"listeners={report.total}", event_id=event.id, channel=masked)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("event %s on %s data=%r", event.id, event.channel, event.data)
 
     @staticmethod
     async def _observe(observer: Observer, event: Event, report: DeliveryReport) -> None:
