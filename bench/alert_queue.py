@@ -13,6 +13,15 @@ the queue's Hub observer adds to every publish on a channel with no overlay (the
 path every other event takes), against building the publish answer alone.
 
     python bench/alert_queue.py [--alerts 600] [--rounds 5]
+
+With ``--redis`` it measures instead what the alert box costs a node with
+``--redis-url`` (its own redis-server, no persistence) on publishes that reach
+no overlay: POST /broadcast to a code nobody opened an overlay for (the queue's
+observer runs) against the same to a channel that is not a code (the observer
+returns at once), 20 at a time, rounds interleaved. Prints, per publish, the
+node's and Redis's CPU time, the Redis commands it ran, and the median latency.
+
+    python bench/alert_queue.py --redis [--publishes 2000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -185,6 +194,98 @@ async def observer_cost(rounds: int, count: int = 100_000) -> None:
           f"FACTS.md)")
 
 
+async def redis_cost(options: argparse.Namespace) -> None:
+    """Per publish without overlays, on a node with --redis-url: a code against a non-code."""
+    import subprocess
+    import time
+
+    import redis.asyncio as aioredis
+
+    redis_port, port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    channels = {"code": "bench-code", "not a code": "bench:room"}
+    measured: dict[str, dict[str, list[float]]] = {
+        name: {"node": [], "redis": [], "commands": [], "latency": []} for name in channels}
+    with tempfile.TemporaryDirectory() as folder:
+        store = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind",
+                                  "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
+                                  folder], stdout=subprocess.DEVNULL)
+        server = None
+        client = aioredis.from_url(redis_url)
+        try:
+            for _ in range(100):
+                try:
+                    await client.ping()
+                    break
+                except aioredis.ConnectionError:
+                    await asyncio.sleep(0.05)
+            server = start_process("notification_server.py", "--data-dir", folder, "-p",
+                                   str(port), "--loglevel", "WARNING", "--logfile", "",
+                                   "--redis-url", redis_url, "--node-name", "bench")
+            await wait_until_up(url + "/heartbeat")
+
+            async def commands() -> float:
+                stats = await client.info("commandstats")
+                return sum(value["calls"] for value in stats.values())
+
+            async with aiohttp.ClientSession() as http:
+                async def publish(channel: str, n: int) -> float:
+                    began = time.perf_counter()
+                    async with http.post(f"{url}/broadcast/{channel}/FOLLOW",
+                                         json={"user": f"user{n}"}) as response:
+                        assert response.status == 200, await response.text()
+                        await response.read()
+                    return time.perf_counter() - began
+
+                async def batch(channel: str, count: int) -> list[float]:
+                    latencies: list[float] = []
+                    for start in range(0, count, BATCH):
+                        latencies += await asyncio.gather(*(publish(channel, n) for n in
+                                                            range(start, start + BATCH)))
+                    return latencies
+
+                for channel in channels.values():  # warm up
+                    await batch(channel, 200)
+                for _round in range(options.rounds):
+                    for name, channel in channels.items():  # interleaved
+                        node_before = process_cpu_seconds(server.pid)
+                        redis_before = process_cpu_seconds(store.pid)
+                        commands_before = await commands()
+                        latencies = await batch(channel, options.publishes)
+                        commands_after = await commands()
+                        node_after = process_cpu_seconds(server.pid)
+                        redis_after = process_cpu_seconds(store.pid)
+                        if None in (node_before, node_after, redis_before, redis_after):
+                            raise SystemExit("needs /proc to read CPU times")
+                        count = options.publishes
+                        figures = measured[name]
+                        figures["node"].append((node_after - node_before) / count)
+                        figures["redis"].append((redis_after - redis_before) / count)
+                        # the INFO call itself is one command
+                        figures["commands"].append((commands_after - commands_before - 1)
+                                                   / count)
+                        figures["latency"].append(statistics.median(latencies))
+        finally:
+            await client.aclose()
+            if server is not None:
+                stop_process(server)
+            stop_process(store)
+    medians = {name: {key: statistics.median(values) for key, values in figures.items()}
+               for name, figures in measured.items()}
+    base, code = medians["not a code"], medians["code"]
+    print(f"a node with --redis-url, publishes reaching no overlay, medians of "
+          f"{options.rounds} interleaved rounds of {options.publishes} ({BATCH} at a time):")
+    print(f"  {'':28} {'node CPU':>10} {'Redis CPU':>10} {'Redis cmds':>10} {'latency':>10}")
+    for label, figures in (("channel, not a code (base)", base), ("code without overlays", code)):
+        print(f"  {label:28} {figures['node'] * 1e6:8.0f}µs {figures['redis'] * 1e6:8.1f}µs "
+              f"{figures['commands']:10.2f} {figures['latency'] * 1e3:8.2f}ms")
+    print(f"  ratio code/base: node CPU {code['node'] / base['node']:.3f}x, Redis CPU "
+          f"{code['redis'] / base['redis']:.3f}x, Redis commands "
+          f"{code['commands'] / base['commands']:.3f}x, latency "
+          f"{code['latency'] / base['latency']:.3f}x")
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--listen":
         asyncio.run(listen(sys.argv[2], sys.argv[3], sys.argv[4] == "overlay"))
@@ -192,6 +293,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--alerts", type=int, default=600, help="alerts per round and code")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--redis", action="store_true",
+                        help="measure a node with --redis-url on publishes reaching no overlay")
+    parser.add_argument("--publishes", type=int, default=2000,
+                        help="--redis: publishes per round and channel")
     arguments = parser.parse_args()
+    if arguments.redis:
+        asyncio.run(redis_cost(arguments))
+        sys.exit(0)
     asyncio.run(main(arguments))
     asyncio.run(observer_cost(arguments.rounds))

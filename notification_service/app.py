@@ -73,7 +73,7 @@ def create_app(settings: Settings) -> web.Application:
         shared=settings.database_url is not None)
     if settings.redis_url is not None:
         from .cluster import wsemit
-        access = ChannelAccess(wsemit.setup(app, space_secrets))  # ws-emit's keys as secrets
+        access = ChannelAccess(wsemit.use_secrets(app, space_secrets))  # ws-emit's keys too
     else:
         access = ChannelAccess(space_secrets)
     app[ACCESS_KEY] = access
@@ -116,9 +116,10 @@ def create_app(settings: Settings) -> web.Application:
     app[SSE_KEY] = sse_transport
     metrics.watch_connections("sse", sse_transport.connection_count)
 
-    if settings.redis_url is not None:
+    if settings.redis_url is not None:  # ways in through Redis: started last, stopped first
         from .cluster import inbox
         inbox.setup(app)
+        wsemit.bridge(app)
     trigger.add_routes(app)
     emit.add_routes(app)
     broadcast.add_routes(app)

@@ -655,6 +655,11 @@ def startup_warnings(settings: Settings) -> list[str]:
             f"Listening on {settings.host} without a publish token: anyone who can reach "
             f"this address can publish to every channel. Set --publish-token "
             f"(or {env_name('--publish-token')}).")
+    if settings.redis_url is not None and settings.database_url is None:
+        warnings.append(
+            "--redis-url without --database-url: this node keeps its own space secrets and "
+            "Web Push subscriptions in SQLite, so a secret set or a browser subscribed "
+            "through another node is unknown here. Give every node the same --database-url.")
     return warnings
 
 

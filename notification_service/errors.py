@@ -200,6 +200,8 @@ ALERT_QUEUE_UNAVAILABLE = _kind(503, 50370, "alert queue: its shared state (Redi
 BUS_UNAVAILABLE = _kind(503, 50380, "cluster mode: the event bus (Redis) does not answer; "
                                     "nothing was published, retry with the same idempotency "
                                     "key")
+BUS_BEHIND = _kind(503, 50381, "cluster mode: this node fell behind the event bus and closed "
+                               "its connections; reconnect and resume with your last event id")
 SUBSCRIPTIONS_FULL = _kind(507, 50720, "Web Push: the store is full "
                                        "(`--webpush-max-subscriptions` or "
                                        "`--webpush-max-bytes`)")

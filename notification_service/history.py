@@ -157,7 +157,7 @@ class MemoryHistory:
         self._keep(event, self.sequence)
         return event
 
-    def _keep(self, event: Event, sequence: int) -> None:
+    def _keep(self, event: Event, sequence: int, encoded: bytes | None = None) -> None:
         """Keep ``event`` (its sequence given) as the channel's newest, then apply the bounds.
 
         The node's own :meth:`append` and the cluster's mirror (which takes ids
@@ -169,7 +169,8 @@ class MemoryHistory:
         data = event.data
         # orjson's bytes keep the buffer it grew while encoding (1 MB for 15 KB of
         # ``{},``): keep an exact copy, so the size counted is the size held.
-        encoded = memoryview(jsoncodec.dumps_bytes(data)).tobytes()
+        if encoded is None:  # the mirror passes the JSON it read from the bus
+            encoded = memoryview(jsoncodec.dumps_bytes(data)).tobytes()
         kept = self._channels.get(channel)
         if kept is None:
             kept = self._channels[channel] = _Channel(dropped_upto=self._unexpire(channel))

@@ -237,13 +237,16 @@ class Hub:
                 background, event)
         if idempotency_key is not None and report.extra:
             await self.bus.remember(channel, idempotency_key, report)
-        self.metrics.published(way, started, report.listeners)
+        # Live deliveries are counted where they happen (deliver, on every node).
+        self.metrics.published(way, started, {background.name: report.listeners[background.name]
+                                              for background in self.background_transports})
         self._log_published(report)
         if waiting is not None:
             report.acknowledged = await self.receipts.wait(waiting, wait_ms)  # type: ignore[arg-type]
         return report
 
-    def deliver(self, event: Event, *, origin: str = "", receipt: str = "") -> int:
+    def deliver(self, event: Event, *, origin: str = "", receipt: str = "",
+                encoded: bytes | None = None) -> int:
         """Cluster mode: hand one event read from the bus to every live transport.
 
         The bus reader calls it for every event, in bus order, on every node.
@@ -251,10 +254,14 @@ class Hub:
         and every transport queues it with no await in between, so a client
         resuming on this node never sees it twice nor misses it.
         """
-        self.history.keep(event)  # type: ignore[attr-defined]
+        self.history.keep(event, encoded)  # type: ignore[attr-defined]
         delivered = 0
+        metrics = self.metrics
         for transport in self.transports:
-            delivered += transport.deliver(event)
+            count = transport.deliver(event)
+            if count:
+                metrics.delivered(transport.name, count)
+                delivered += count
         if receipt:
             self.receipts.delivered(event, origin, receipt)  # type: ignore[attr-defined]
         return delivered

@@ -193,6 +193,7 @@ class PostgresSpaceSecrets:
         self.database = database
         self._watcher: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
+        self.listener_pid: int | None = None  # the PostgreSQL backend that listens (for ops)
 
     async def open(self) -> None:
         from .stores.postgres import migrate
@@ -263,6 +264,7 @@ class PostgresSpaceSecrets:
             try:
                 connection.add_termination_listener(lambda _connection: lost.set())
                 await connection.add_listener(CHANGED_CHANNEL, announced)
+                self.listener_pid = connection.get_server_pid()
                 self._listening.set()
                 if failing:
                     await reload(None)  # what changed while we were not listening

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import socketio
 
@@ -34,6 +34,7 @@ class Overlay:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     errors: list[Any] = field(default_factory=list)
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    on_arrival: list[Callable[[str, Any], None]] = field(default_factory=list)
 
     async def _on_event(self, name: str, data: Any = None, meta: Any = None) -> None:
         if name in ("ALERT_QUEUE", "ALERT_DESIGNS"):
@@ -41,6 +42,8 @@ class Overlay:
         elif isinstance(meta, dict) and meta.get("channel") == self.code:
             self.delivered[meta["id"]] = (name, data, meta["time"])
         self._arrived.set()
+        for arrived in self.on_arrival:
+            arrived(name, data)
 
     def have(self, *ids: str) -> list[dict[str, Any]]:
         """What overlay.js sends as ``have``: delivered alerts it has not played."""
@@ -106,6 +109,99 @@ async def open_overlay(url: str, code: str, overlay: str, *, events: list[str] |
                          wait_timeout=WAIT)
     await asyncio.wait_for(page.ready.wait(), WAIT)
     return page
+
+
+class Player:
+    """An :class:`Overlay` that plays by itself, as overlay.js does.
+
+    It asks for the next alert whenever something arrives while it is idle,
+    reports ``started``, "shows" the alert for ``duration`` seconds (ended
+    early by a skip notice), reports ``finished`` and plays what that answer
+    releases. What it played is kept in order, with when each began and ended
+    (``spans``, each added once the queue answered its ``finished``), so a
+    test can tell "one at a time, each once".
+    """
+
+    def __init__(self, page: Overlay, duration: float, events: list[str] | None = None
+                 ) -> None:
+        self.page = page
+        self.duration = duration
+        self.events = events
+        self.played: list[str] = []
+        self.spans: list[tuple[str, float, float]] = []
+        self.playing: str | None = None
+        self.paused = False
+        self.done: set[str] = set()
+        self._poke = asyncio.Event()
+        self._skip = asyncio.Event()
+        self._changed = asyncio.Event()
+        page.on_arrival.append(self._arrived)
+        self._task = asyncio.create_task(self._run())
+        self._task.add_done_callback(lambda _task: self._changed.set())
+        self._poke.set()
+
+    def _arrived(self, name: str, data: Any) -> None:
+        if name == "ALERT_QUEUE" and isinstance(data, dict):
+            self.paused = bool(data.get("paused"))
+            if data.get("action") == "skip" and self.playing is not None \
+                    and (not data.get("ids") or self.playing in data["ids"]):
+                self._skip.set()
+        self._poke.set()
+        self._changed.set()
+
+    def _have(self) -> list[dict[str, Any]]:
+        return [item for item in self.page.have()
+                if item["id"] not in self.done and item["id"] not in self.played
+                and (self.events is None or item["name"] in self.events)]
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._poke.wait()
+            self._poke.clear()
+            answer = await self.page.next(have=self._have())
+            while True:
+                self.done.update(answer.get("done", ()))
+                self.paused = bool(answer.get("paused", self.paused))
+                play = answer.get("play")
+                if not play:
+                    break
+                alert_id = play["id"]
+                self.playing, began = alert_id, loop.time()
+                self.played.append(alert_id)
+                self._skip.clear()
+                self._changed.set()
+                await self.page.started(alert_id, self.duration)
+                try:
+                    await asyncio.wait_for(self._skip.wait(), self.duration)
+                    reason = "skipped"
+                except asyncio.TimeoutError:
+                    reason = "played"
+                ended = loop.time()
+                self.playing = None
+                answer = await self.page.finished(alert_id, reason=reason, have=self._have())
+                self.spans.append((alert_id, began, ended))  # once the queue knows
+                self._changed.set()
+
+    async def until(self, check: Callable[["Player"], bool], timeout: float = 4 * WAIT) -> float:
+        """Wait until ``check(self)`` holds; answer how many seconds it took."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+
+        async def wait() -> None:
+            while not check(self):
+                if self._task.done():
+                    self._task.result()  # its failure, not a timeout
+                    raise AssertionError("the player stopped")
+                self._changed.clear()
+                await self._changed.wait()
+        await asyncio.wait_for(wait(), timeout)
+        return loop.time() - began
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        await self.page.close()
 
 
 # -- what bots and the console send ------------------------------------------------

@@ -9,6 +9,7 @@ overlay gets it from the queue (with the held copy of its data).
 from __future__ import annotations
 
 import pytest
+import redis.asyncio as aioredis
 
 from notification_service.cluster.nodes import NODES_KEY
 
@@ -17,6 +18,26 @@ from .overlays import fire, open_overlay
 pytestmark = pytest.mark.redis
 
 
+async def get_calls(client: aioredis.Redis) -> int:
+    return (await client.info("commandstats")).get("cmdstat_get", {}).get("calls", 0)
+
+
+async def test_a_publish_to_a_code_without_overlays_asks_redis_nothing(serve, http,
+                                                                        redis_server):
+    a = await serve(redis_url=redis_server.url, node_name="node-a")
+    b = await serve(redis_url=redis_server.url, node_name="node-b")
+    client = aioredis.from_url(redis_server.url)
+    try:
+        before = await get_calls(client)
+        answer = await fire(http, b, "nobody", "follow", user="ann")
+        assert "queued_position" not in answer
+        assert await get_calls(client) == before  # no GET of a queue that is not there
+        # An overlay opens a new code on node A: node B knows at once, and queues.
+        overlay = await open_overlay(a.url, "fresh", "ov-f")
+        assert (await fire(http, b, "fresh", "follow", user="bob"))["queued_position"] == 0
+        await overlay.close()
+    finally:
+        await client.aclose()
 
 
 async def test_two_nodes_share_one_queue_and_its_presence(serve, http, redis_server):

@@ -183,3 +183,36 @@ async def test_kill_9_of_a_node_mid_burst(spawn, redis_server, http):
     finally:
         await listeners.close()
         await client.aclose()
+
+
+async def test_a_hole_in_the_bus_closes_connections_with_a_reason(spawn, redis_server, http):
+    node, = await start_nodes(spawn, redis_server.url, 1)
+    page = await connect_page(node.url, query="code=gap")
+    stream = await open_stream(http, node.url, query="code=gap")
+    client = aioredis.from_url(redis_server.url)
+    try:
+        _status, first = await publish(http, node, "gap", "ONE", {})
+        await page.wait_for("ONE")
+        # An entry naming a predecessor this node never read: as when it fell behind the
+        # bus's retention, or Redis came back from an older copy.
+        foreign = await client.xadd("notify:bus", {"k": "probe", "p": "1-0", "o": "nobody", "t": "x"})
+        await client.hset("notify:meta", "bus_last", foreign)  # what the next entry follows
+        error, = await page.wait_for("ERROR")
+        assert error["code"] == 50381 and "resume with your last event id" in error["message"]
+        assert await stream.ended()
+        for _ in range(int(WAIT / 0.02)):  # the page is disconnected, so it resumes
+            if not page.client.connected:
+                break
+            await asyncio.sleep(0.02)
+        assert not page.client.connected
+        resumed = await connect_page(node.url, query=f"code=gap&lastEventId={first['id']}")
+        try:
+            _status, second = await publish(http, node, "gap", "TWO", {})
+            await resumed.wait_for("TWO")
+            assert page_ids(resumed) == [second["id"]]
+        finally:
+            await resumed.close()
+    finally:
+        await page.close()
+        stream.close()
+        await client.aclose()

@@ -36,6 +36,34 @@ async def test_one_idempotency_key_sent_to_three_nodes_at_once_is_one_event(spaw
         await client.aclose()
 
 
+async def test_receipts_count_every_node_once_and_only_those_delivered(spawn, redis_server,
+                                                                       http):
+    nodes = await start_nodes(spawn, redis_server.url)
+    client = aioredis.from_url(redis_server.url)
+    pages = [await connect_page(node.url, query="code=shout", confirm_receipts=True)
+             for node in nodes]
+    bystander = await connect_page(nodes[1].url, query="code=elsewhere")
+    try:
+        await until_listeners(client, "shout", 3)
+        status, answer = await publish(http, nodes[0], "shout", "HELLO", {},
+                                       params={"wait": "3000"})
+        assert status == 200 and answer["listeners"] == 3 and answer["acknowledged"] == 3
+        # Another publish; a connection it was not delivered to confirms it, and a page
+        # confirms twice: still one confirmation per delivered connection.
+        waiting = asyncio.create_task(publish(http, nodes[2], "shout", "AGAIN", {},
+                                              params={"wait": "1000"}))
+        await pages[1].wait_for("AGAIN")
+        event_id = pages[1].with_meta("AGAIN")[0][1]["id"]
+        await bystander.client.emit("RECEIVED", {"id": event_id})
+        await pages[1].client.emit("RECEIVED", {"id": event_id})
+        _status, answer = await waiting
+        assert answer["acknowledged"] == 3
+    finally:
+        for page in (*pages, bystander):
+            await page.close()
+        await client.aclose()
+
+
 async def test_listeners_count_every_node_and_follow_leaving(spawn, redis_server, http):
     nodes = await start_nodes(spawn, redis_server.url)
     client = aioredis.from_url(redis_server.url)

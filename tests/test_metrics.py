@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from .pushservice import WEBPUSH, PushService, push_service  # noqa: F401
@@ -114,3 +117,26 @@ async def test_scraping_needs_the_admin_token_unless_public(serve, http):
     async with http.get(public.url + "/metrics") as response:
         assert response.status == 200
         assert "notify_published_total" in await response.text()
+
+
+@pytest.mark.redis
+async def test_bus_lag_on_a_node_with_redis(serve, http, redis_server):
+    """0 while the node's bus reader keeps up; growing while Redis does not answer; 0 again."""
+    server = await serve(admin_token=ADMIN, redis_url=redis_server.url, node_name="lag")
+    async with http.post(server.url + "/broadcast/lagging/tick", json={"n": 1}) as response:
+        assert response.status == 200
+    assert value(await scrape(http, server.url), "notify_bus_lag_seconds") == 0
+    await redis_server.kill()
+    for _ in range(100):  # the reader notices within its block time (1 s)
+        lag = value(await scrape(http, server.url), "notify_bus_lag_seconds")
+        if lag > 0.5:
+            break
+        await asyncio.sleep(0.05)
+    assert lag > 0.5
+    await redis_server.start()
+    for _ in range(100):
+        lag = value(await scrape(http, server.url), "notify_bus_lag_seconds")
+        if lag == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert lag == 0

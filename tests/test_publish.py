@@ -197,6 +197,13 @@ def test_warning_when_public_without_publish_token():
     [warning] = startup_warnings(Settings(host="0.0.0.0"))
     assert "--publish-token" in warning and "NOTIFY_PUBLISH_TOKEN" in warning
     assert startup_warnings(Settings(host="0.0.0.0", publish_token="x")) == []
+
+
+def test_several_nodes_without_a_shared_database_are_warned():
+    [warning] = startup_warnings(Settings(redis_url="redis://127.0.0.1:6379/0"))
+    assert "--database-url" in warning and "space secrets" in warning
+    assert startup_warnings(Settings(redis_url="redis://127.0.0.1:6379/0",
+                                     database_url="postgresql://127.0.0.1/notify")) == []
     assert not is_loopback_host("example.org")
 
 

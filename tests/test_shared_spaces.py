@@ -11,7 +11,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from notification_service.spaces import POSTGRES_MIGRATIONS
+from notification_service.spaces import POSTGRES_MIGRATIONS, SPACES_KEY
 from notification_service.webpush.keys import generate_key
 
 from .support import WAIT, connect_page
@@ -81,6 +81,26 @@ async def test_a_secret_set_or_rotated_on_one_node_takes_effect_on_the_others(sh
     assert (await delete_secret(http, b.url, "dir"))["deleted"] is True
     await eventually(lambda: _refused(a.url, "dir::files", "second"))
     await eventually(lambda: _refused(c.url, "dir::files", "second"))
+
+
+async def test_after_a_lost_listening_connection_every_secret_is_reloaded(shared, serve, http):
+    a = await serve(**shared)
+    b = await serve(**shared)
+    await put_secret(http, a.url, "dir", "first")
+    await eventually(lambda: joins(b.url, "dir::files", "first"))
+    backend = b.app[SPACES_KEY].backend
+    listening = backend.listener_pid
+    connection = await asyncpg.connect(shared["database_url"])
+    try:
+        # A change b is never told of (written straight into the table, no NOTIFY),
+        # then b's listening connection is cut: reconnecting, it reloads everything.
+        await connection.execute("UPDATE space_secrets SET secret = 'second'")
+        assert await joins(b.url, "dir::files", "first")
+        await connection.execute("SELECT pg_terminate_backend($1)", listening)
+    finally:
+        await connection.close()
+    await eventually(lambda: joins(b.url, "dir::files", "second"))
+    assert backend.listener_pid != listening
 
 
 async def test_the_table_is_versioned_and_created_on_start(postgres_url, serve, http):

@@ -81,6 +81,16 @@ async def test_every_push_is_sent_once_whichever_node_publishes(
     [*_earlier, live] = await push_service.wait_for(browsers[1], 7)
     assert orjson.loads(live.plaintext)["data"] == {"t": 1}
 
+    # And through the Redis inbox, with push asked for in the entry.
+    client = aioredis.from_url(redis_server.url)
+    await client.xadd("notify:inbox", {"channel": "user2", "event": "headline",
+                                       "data": '{"t": 2}', "push": "1"})
+    await client.aclose()
+    [*_earlier, pushed] = await push_service.wait_for(browsers[2], 7)
+    assert orjson.loads(pushed.plaintext)["data"] == {"t": 2}
+    await asyncio.sleep(0.2)
+    assert push_service.total_requests == 20
+
 
 async def test_a_killed_node_s_push_job_is_taken_over(
         redis_server, postgres_url, vapid_file, push_service, spawn, serve, http):

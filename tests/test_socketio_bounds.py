@@ -9,6 +9,7 @@ server process where the bound is about memory.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from pathlib import Path
 
@@ -231,3 +232,27 @@ async def test_the_page_helper_reports_too_slow_and_resumes(server, browser):
         timeout=WAIT * 2000)
     assert await page.evaluate("() => ticks") == [0, 1, 2, 3]
     await page.close()
+
+
+async def test_bad_input_over_polling_closes_that_session_with_one_warning(server, http, caplog):
+    """The same checks hold before a page upgrades (polling stays python-engineio's)."""
+    caplog.set_level(logging.WARNING)
+    base = f"{server.url}/socket.io/?EIO=4&transport=polling"
+    async with http.get(base) as response:
+        opened = await response.text()
+    sid = json.loads(opened[1:])["sid"]
+    session = f"{base}&sid={sid}"
+    async with http.post(session, data="40") as response:
+        assert response.status == 200
+    async with http.get(session) as response:
+        assert (await response.text()).startswith("40")
+    async with http.post(session, data='451-["upload",{"_placeholder":true,"num":0}]') as response:
+        assert response.status == 200
+    sockets = server.app[SOCKETIO_KEY].sio.eio.sockets
+    await until(lambda: all(socket.closed for socket in sockets.values()))
+    async with http.get(session) as response:  # the session is gone
+        assert response.status == 400 or (await response.text()).startswith("1")
+    assert warnings(caplog) == [
+        "closed socket.io connection from 127.0.0.1: a binary socket.io packet (BINARY_EVENT "
+        "and BINARY_ACK are refused)"]
+    assert no_tracebacks(caplog)

@@ -87,7 +87,9 @@ def install(app: web.Application, settings: Settings, hub: Hub,
         if settings.redis_url is not None:
             from ..cluster.nodes import NODES_KEY
             from ..cluster.redis import KEYS_KEY, REDIS_KEY
-            box.queues = RedisQueueStore(app[REDIS_KEY], app[KEYS_KEY])
+            shared = RedisQueueStore(app[REDIS_KEY], app[KEYS_KEY])
+            await shared.start()
+            box.queues = shared
             box.nodes = app[NODES_KEY]
         else:
             memory = MemoryQueueStore(box.database)
@@ -96,6 +98,8 @@ def install(app: web.Application, settings: Settings, hub: Hub,
         yield
         if memory is not None:
             await memory.close()
+        if isinstance(box.queues, RedisQueueStore):
+            await box.queues.close()
         await box.database.close()
 
     app.cleanup_ctx.append(lifetime)

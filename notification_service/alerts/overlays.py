@@ -19,6 +19,7 @@ loops over every connection, and nothing logs per event.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -49,21 +50,48 @@ def is_alert(event: Event) -> bool:
 
 
 class QueueObserver:
-    """Every alert published on a code that has overlays joins their lines."""
+    """Every alert published on a code that has overlays joins their lines.
+
+    A code's alerts join one after another, in the order this node's
+    publishes reached here (bus order): in Redis each write is its own
+    transaction, and two racing writes could otherwise land swapped, letting
+    an overlay asking in between be released the later alert first.
+    """
 
     def __init__(self, queues: Callable[[], QueueStore], clock: Callable[[], float] = time.time
                  ) -> None:
         self.queues = queues
         self.clock = clock
+        self._turns: dict[str, _Turn] = {}  # codes being written, one writer at a time
 
     async def observe(self, event: Event, report: DeliveryReport) -> None:
         if not is_alert(event):
             return
-        position = await self.queues().update(
-            event.channel, lambda queue: queue.enqueue(event.id, event.name, event.data,
-                                                       event.time, self.clock()))
+        turn = self._turns.get(event.channel)
+        if turn is None:
+            turn = self._turns[event.channel] = _Turn()
+        turn.users += 1
+        try:
+            async with turn.lock:
+                position = await self.queues().update(
+                    event.channel, lambda queue: queue.enqueue(event.id, event.name, event.data,
+                                                               event.time, self.clock()))
+        finally:
+            turn.users -= 1
+            if turn.users == 0:
+                del self._turns[event.channel]  # the dict holds busy codes only
         if position is not NO_QUEUE:
             report.extra["queued_position"] = position
+
+
+class _Turn:
+    """One code's writers in line (``users``: holding or waiting for ``lock``)."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 class OverlayChannel:

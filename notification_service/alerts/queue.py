@@ -175,7 +175,20 @@ class CodeQueue:
                 line.playing, line.started = None, None
             line.waiting.insert(0, held.id)
         else:
-            line.waiting.append(held.id)
+            self._wait_in_order(line, held)
+
+    def _wait_in_order(self, line: Line, held: Held) -> None:
+        """Join the line after the alerts published before it.
+
+        On several nodes two publishes' queue writes may land in either order
+        (each is its own Redis transaction); the line still plays them in the
+        order they were published. A burst arrives in order, so this looks at
+        the line's end only.
+        """
+        index = len(line.waiting)
+        while index > 0 and self.alerts[line.waiting[index - 1]].time > held.time:
+            index -= 1
+        line.waiting.insert(index, held.id)
 
     def _replace(self, line: Line, held: Held) -> bool:
         for index, waiting_id in enumerate(line.waiting):

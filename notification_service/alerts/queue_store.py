@@ -37,6 +37,7 @@ MAX_BYTES = 64 * 1024 * 1024
 WRITE_DELAY = 0.05  # seconds changes gather before one write: a burst costs one commit
 REDIS_TTL_SECONDS = 7 * 24 * 3600
 REDIS_RETRIES = 50
+RESYNC_SECONDS = 30.0  # how often each node reads the set of codes with queues again
 
 SQLITE_LOAD = "SELECT code, state FROM queues"
 SQLITE_SAVE = """
@@ -170,19 +171,100 @@ class MemoryQueueStore:
         await self._write(delay=0)
 
 
+class QueuedCodes:
+    """The codes that have a queue in Redis, known on every node without asking per publish.
+
+    Most publishes go to codes no overlay ever opened; knowing them locally
+    spares each of those a Redis round trip. The set is read at start and
+    again every :data:`RESYNC_SECONDS` (and after Redis was away); a node that
+    creates a queue announces the code in the same transaction, on a pub/sub
+    channel every node listens to, so the others know within a moment. A
+    code missed for that moment loses nothing: its overlay hands the queue
+    what it was delivered (``have``). A code whose queue expired stays in the
+    set until the next resync, costing a GET per publish meanwhile.
+    """
+
+    def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
+        self.client = client
+        self.keys = keys
+        self.codes: set[str] = set()
+        self.synced = False  # False: not read yet (or Redis was away): ask Redis
+        self._task: asyncio.Task[None] | None = None
+
+    def __contains__(self, code: str) -> bool:
+        return not self.synced or code in self.codes
+
+    async def start(self) -> None:
+        try:
+            await self._resync()
+        except (aioredis.RedisError, OSError) as error:
+            log.warning("alert queue: the codes with queues are not known yet: %s", error)
+        self._task = asyncio.get_running_loop().create_task(self._listen(),
+                                                            name="alert-queue-codes")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _resync(self) -> None:
+        members = await self.client.smembers(self.keys.alert_codes)
+        self.codes = {member.decode() for member in members}
+        self.synced = True
+
+    async def _listen(self) -> None:
+        failing = False
+        while True:
+            try:
+                async with self.client.pubsub() as pubsub:
+                    await pubsub.subscribe(self.keys.alert_codes_added)
+                    await self._resync()  # after subscribing: nothing announced is missed
+                    if failing:
+                        log.warning("alert queue: the codes with queues are followed again")
+                        failing = False
+                    resync_at = time.monotonic() + RESYNC_SECONDS
+                    while True:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                           timeout=1.0)
+                        if message is not None and message.get("type") == "message":
+                            self.codes.add(message["data"].decode())
+                        if time.monotonic() >= resync_at:
+                            await self._resync()
+                            resync_at = time.monotonic() + RESYNC_SECONDS
+            except asyncio.CancelledError:
+                raise
+            except (aioredis.RedisError, OSError) as error:
+                if not failing:
+                    log.warning("alert queue: cannot follow the codes with queues: %s; every "
+                                "publish asks Redis until it answers", error)
+                    failing = True
+                self.synced = False  # until read again, every code might have a queue
+                await asyncio.sleep(1.0)
+
+
 class RedisQueueStore:
     """Each code's queue as one JSON value in Redis, changed optimistically (WATCH/MULTI)."""
 
     def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
         self.client = client
         self.keys = keys
+        self.known = QueuedCodes(client, keys)
+
+    async def start(self) -> None:
+        await self.known.start()
+
+    async def close(self) -> None:
+        await self.known.stop()
 
     async def update(self, code: str, change: Callable[[CodeQueue], T],
                      new: Callable[[], CodeQueue] | None = None) -> T:
         key = self.keys.alert_queue(code)
+        if new is None and code not in self.known:
+            return NO_QUEUE  # no round trip for a code without a queue
         try:
             if new is None and await self.client.get(key) is None:
-                return NO_QUEUE  # one round trip for a code without a queue
+                return NO_QUEUE  # one round trip for a code whose queue expired
             async with self.client.pipeline(transaction=True) as pipe:
                 for _attempt in range(REDIS_RETRIES):
                     try:
@@ -197,7 +279,10 @@ class RedisQueueStore:
                         pipe.set(key, queue.to_json(), ex=REDIS_TTL_SECONDS)
                         if stored is None:
                             pipe.sadd(self.keys.alert_codes, code)
+                            pipe.publish(self.keys.alert_codes_added, code)
                         await pipe.execute()
+                        if stored is None:
+                            self.known.codes.add(code)
                         return result
                     except aioredis.WatchError:
                         continue

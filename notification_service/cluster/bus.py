@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from .. import jsoncodec
-from ..errors import BUS_UNAVAILABLE, ApiError
+from ..errors import BUS_BEHIND, BUS_UNAVAILABLE, ApiError
 from ..events import Event, PushRequest
 from . import mirror as mirrors
 from .publish_step import Outcome, PublishStep
@@ -52,6 +53,7 @@ READ_BATCH = 100
 BLOCK_MS = 1000
 RETRY_SECONDS = 0.1
 SELF_DELIVERY_SECONDS = 2.0
+OWN_EVENTS_MAX = 10_000
 REDIS_ERRORS = (aioredis.ConnectionError, aioredis.TimeoutError, OSError, asyncio.TimeoutError)
 
 
@@ -100,11 +102,17 @@ class RedisBus:
                                 history_age=history_age)
         self.position = b"0-0"  # the last bus entry this node delivered
         self.reading = False  # false while Redis does not answer the reader
-        self.on_hole: list[Any] = []  # callables(reason) that close this node's connections
+        self.behind = False  # the last read filled a whole batch: more is waiting
+        self._read_at = time.time()  # when a read last came back (for lag())
+        self.on_hole: list[Any] = []  # coroutine functions(message, code) closing connections
         self.on_reconnect: list[Any] = []  # coroutine functions run when Redis answers again
         self._task: asyncio.Task[None] | None = None
         self._waiting: dict[int, asyncio.Future[None]] = {}  # own entries not read back yet
         self._probes: dict[str, asyncio.Future[None]] = {}
+        self._connection: Any = None  # the reader's own connection (see _read_batch)
+        self._own: dict[bytes, Event] = {}  # published here, not read back yet
+        self._epoch_text = ""
+        self._epoch_bytes = b""
 
     # -- life ------------------------------------------------------------
     async def start(self) -> None:
@@ -127,6 +135,9 @@ class RedisBus:
             self._task = None
         for waiting in (*self._waiting.values(), *self._probes.values()):
             waiting.cancel()
+        if self._connection is not None:
+            await self._connection.disconnect()
+            self._connection = None
         await self.client.aclose()
 
     # -- publishing ------------------------------------------------------
@@ -145,6 +156,10 @@ class RedisBus:
         sequence = sequence_of(outcome.bus_id)
         event = Event(outcome.event_id, channel, name, data, sequence / 1_000_000, push,
                       bool(receipt))
+        if sequence > sequence_of(self.position):  # the reader takes it instead of decoding
+            if len(self._own) >= OWN_EVENTS_MAX:
+                self._own.clear()
+            self._own[outcome.bus_id.encode()] = event
         return Published(event, outcome.listeners, bus_id=outcome.bus_id)
 
     @staticmethod
@@ -202,13 +217,25 @@ class RedisBus:
         finally:
             self._probes.pop(token, None)
 
+    def lag(self) -> float:
+        """``notify_bus_lag_seconds``: how far this node's reader is behind the bus.
+
+        0 once a read came back short (nothing more waited); after a full
+        batch, the age of the last entry delivered; while Redis does not
+        answer, how long since the last read. Computed at scrape time only.
+        """
+        if not self.reading:
+            return max(0.0, time.time() - self._read_at)
+        if not self.behind:
+            return 0.0
+        return max(0.0, time.time() - sequence_of(self.position) / 1_000_000)
+
     # -- reading ---------------------------------------------------------
     async def _read(self) -> None:
         failing: str | None = None
         while True:
             try:
-                reply = await self.client.xread({self.keys.bus: self.position},
-                                                count=READ_BATCH, block=BLOCK_MS)
+                reply = await self._read_batch()
             except asyncio.CancelledError:
                 raise
             except REDIS_ERRORS as error:
@@ -228,38 +255,81 @@ class RedisBus:
                         await again()
                     except REDIS_ERRORS as error:
                         log.warning("node %s: after reconnecting: %s", self.node, error)
-            self.reading = True
-            for _stream, entries in reply or ():
-                for entry_id, fields in entries:
-                    await self._take(entry_id, fields)
+            self.reading, self._read_at = True, time.time()
+            self.behind = len(reply) >= READ_BATCH
+            for entry_id, flat in reply:
+                fields = dict(zip(flat[::2], flat[1::2]))
+                try:
+                    if fields.get(b"p", b"") != self.position and self.position != b"0-0":
+                        await self._hole(fields.get(b"p", b""))
+                    if fields.get(b"k") == b"ev" and fields.get(b"e") != self._epoch:
+                        await self._new_epoch(fields[b"e"].decode())
+                    self._take(entry_id, fields)
+                except Exception:  # one bad entry must never stop the reader
+                    log.exception("node %s could not deliver bus entry %s", self.node,
+                                  entry_id.decode())
+                    self.position = entry_id
 
-    async def _take(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
-        previous = fields.get(b"p", b"")
-        if previous != self.position and self.position != b"0-0":
-            await self._hole(previous)
+    async def _read_batch(self) -> list[Any]:
+        """The next entries after this node's position, on a connection of the reader's own.
+
+        Raw replies (``[id, [field, value, ...]]``), without redis-py's per-command pool
+        round and response conversion: this runs once per event on every node.
+        """
+        connection = self._connection
+        if connection is None:
+            connection = self._connection = await self.client.connection_pool.get_connection()
+        try:
+            await connection.send_command("XREAD", "COUNT", READ_BATCH, "BLOCK", BLOCK_MS,
+                                          "STREAMS", self.keys.bus, self.position)
+            reply = await connection.read_response()
+        except BaseException:
+            self._connection = None
+            await connection.disconnect()
+            await self.client.connection_pool.release(connection)
+            raise
+        if not reply:
+            return []
+        if isinstance(reply, dict):  # RESP3: {stream: entries}
+            return next(iter(reply.values()))
+        return reply[0][1]
+
+    @property
+    def _epoch(self) -> bytes:
+        epoch = self.mirror.epoch
+        if epoch != self._epoch_text:
+            self._epoch_text, self._epoch_bytes = epoch, epoch.encode()
+        return self._epoch_bytes
+
+    def _take(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        """Deliver one entry (synchronous: the bus order is the delivery order)."""
         self.position = entry_id
         kind = fields.get(b"k")
         if kind == b"ev":
-            epoch = fields[b"e"].decode()
-            if epoch != self.mirror.epoch:
-                await self._new_epoch(epoch)
-            self._deliver(entry_id, fields, epoch)
+            self._deliver(entry_id, fields, self.mirror.epoch)
         elif kind == b"probe" and fields.get(b"o", b"").decode() == self.node:
             arrived = self._probes.get(fields.get(b"t", b"").decode())
             if arrived is not None and not arrived.done():
                 arrived.set_result(None)
-        waiting = self._waiting.pop(sequence_of(entry_id), None)
-        if waiting is not None and not waiting.done():
-            waiting.set_result(None)
+        if self._waiting:
+            waiting = self._waiting.pop(sequence_of(entry_id), None)
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
 
     def _deliver(self, entry_id: bytes, fields: dict[bytes, bytes], epoch: str) -> None:
         sequence = entry_id.partition(b"-")[0].decode()
         push_flags = fields.get(b"x", b"")
         receipt = fields.get(b"r", b"").decode()
+        data = fields[b"d"]
+        own = self._own.pop(entry_id, None) if self._own else None
+        if own is not None:  # published here: the Event exists already
+            self.hub.deliver(own, origin=self.node, receipt=receipt, encoded=data)
+            return
         event = Event(f"{epoch}-{sequence}", fields[b"c"].decode(), fields[b"n"].decode(),
-                      jsoncodec.loads(fields[b"d"]), int(sequence) / 1_000_000,
+                      jsoncodec.loads(data), int(sequence) / 1_000_000,
                       jsoncodec.loads(push_flags) if push_flags else False, bool(receipt))
-        self.hub.deliver(event, origin=fields.get(b"o", b"").decode(), receipt=receipt)
+        self.hub.deliver(event, origin=fields.get(b"o", b"").decode() if receipt else "",
+                         receipt=receipt, encoded=data)
 
     async def _new_epoch(self, epoch: str) -> None:
         """Redis lost its state (or is another copy): what it keeps now is the history."""
@@ -272,15 +342,15 @@ class RedisBus:
         """Entries between this node's position and ``previous`` are gone for good."""
         if previous == b"":  # a fresh bus (Redis restarted empty): nothing was skipped
             return
-        reason = ("this node fell behind the event bus (or Redis was restored from an older "
-                  "copy); reconnect and resume with your last event id")
+        behind = BUS_BEHIND("This server fell behind the event bus (or Redis was restored from "
+                            "an older copy): reconnect and resume with your last event id.")
         log.warning("node %s found a hole in the bus after %s (next entry follows %s): "
                     "reloading history and closing connections", self.node,
                     self.position.decode(), previous.decode())
         await self._reload(self.mirror.epoch)
         for close in self.on_hole:
             try:
-                await close(reason)
+                await close(behind.message, behind.code)
             except Exception:
                 log.exception("closing connections after a hole in the bus failed")
 

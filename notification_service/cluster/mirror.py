@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 
 from .. import jsoncodec
 from ..events import Event
-from ..history import _CHANNEL_OVERHEAD, MemoryHistory, _Channel, event_sequence
+from ..history import _EXPIRED_OVERHEAD, MemoryHistory, event_sequence
 from .redis import RedisKeys
 
 log = logging.getLogger(__name__)
@@ -33,25 +33,24 @@ class HistoryMirror(MemoryHistory):
     def append(self, *_args: Any, **_kwargs: Any) -> Event:
         raise RuntimeError("in cluster mode ids come from the publish step in Redis")
 
-    def keep(self, event: Event) -> None:
-        """Keep ``event`` (read from the bus), unless the mirror has it already."""
+    def keep(self, event: Event, encoded: bytes | None = None) -> None:
+        """Keep ``event`` (read from the bus, its data as ``encoded`` JSON), unless the
+        mirror has it already."""
+        sequence = event_sequence(event)
         kept = self._channels.get(event.channel)
-        if kept is not None and kept.events and \
-                kept.events[-1].sequence >= event_sequence(event):
+        if kept is not None and kept.events and kept.events[-1].sequence >= sequence:
             return  # loaded at start, and read again from the bus
-        self.keep_new(event)
-
-    def keep_new(self, event: Event) -> None:
-        self._keep(event, event_sequence(event))
+        self._keep(event, sequence, encoded)
 
     def mark_dropped(self, channel: str, upto: int) -> None:
         """Events of ``channel`` up to sequence ``upto`` are gone (trimmed in Redis)."""
         kept = self._channels.get(channel)
-        if kept is None:
-            kept = self._channels[channel] = _Channel(dropped_upto=self._unexpire(channel))
-            self.total_bytes += _CHANNEL_OVERHEAD + sys.getsizeof(channel)
-            kept.last_time = self.clock()
-        kept.dropped_upto = max(kept.dropped_upto, upto)
+        if kept is not None:
+            kept.dropped_upto = max(kept.dropped_upto, upto)
+        elif upto:  # nothing kept of it here: remembered like a channel that expired
+            if channel not in self._expired:
+                self.total_bytes += _EXPIRED_OVERHEAD + sys.getsizeof(channel)
+            self._expired[channel] = max(self._expired.get(channel, 0), upto)
 
     def reset(self, epoch: str) -> None:
         """Forget everything (before a reload); ``epoch`` is the cluster's epoch now."""
@@ -90,7 +89,7 @@ async def load(mirror: HistoryMirror, client: aioredis.Redis, keys: RedisKeys,
             except aioredis.ResponseError:  # expired between SCAN and XRANGE
                 continue
         for entry_id, fields in entries[-mirror.per_channel:] if mirror.per_channel else []:
-            mirror.keep(decode_entry(channel, entry_id, fields))
+            mirror.keep(decode_entry(channel, entry_id, fields), fields[b"d"])
             loaded += 1
         deleted = info.get("max-deleted-entry-id", b"0-0")
         dropped = int((deleted.decode() if isinstance(deleted, bytes) else str(deleted))

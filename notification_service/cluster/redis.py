@@ -113,6 +113,11 @@ class RedisKeys:
         """Set: the codes that have (or had) an alert queue, for the console's list."""
         return self._key("alerts", "codes")
 
+    @property
+    def alert_codes_added(self) -> str:
+        """Pub/sub channel: a code that got its first alert queue (every node keeps the set)."""
+        return self._key("alerts", "codes", "added")
+
 
 def check_url(url: str) -> str:
     """Return ``url`` if redis-py can use it, else raise ValueError saying what to write."""

@@ -46,7 +46,16 @@ def install(app: web.Application, settings: Settings, hub: Hub, health: HealthCh
     hub.receipts = receipts  # type: ignore[assignment]
     hub.bus = bus
     health.add("bus", bus.probe)
+    hub.metrics.watch_bus_lag(bus.lag)
     bus.on_reconnect.append(app[NODES_KEY].announce)  # alive again at once, not in 5 s
+
+    async def close_connections(message: str, code: int) -> None:
+        for transport in hub.transports:
+            close_all = getattr(transport, "close_all", None)
+            if close_all is not None:
+                await close_all(message, code)
+
+    bus.on_hole.append(close_connections)
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         counted = [transport for transport in hub.transports

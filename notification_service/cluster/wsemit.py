@@ -281,23 +281,36 @@ class FlaskSocketIOBridge:
                         error.message)
 
 
-def setup(app: web.Application, own_secrets: SecretLookup) -> LayeredSecrets:
-    """ws-emit's Redis keys as space secrets, and the elected bridge (needs :func:`.redis.setup`)."""
-    settings = app[SETTINGS_KEY]
-    client, keys = app[REDIS_KEY], app[KEYS_KEY]
-    secrets = WsEmitSecrets(client, settings.max_spaces)
-    bridge = FlaskSocketIOBridge(app[HUB_KEY], client, settings.ws_emit_channel,
-                                 allow_pickle=settings.ws_emit_pickle,
-                                 max_payload_bytes=settings.max_payload_bytes)
-    lease = Lease(client, keys.wsemit_leader, settings.node_name, bridge.run)
+def use_secrets(app: web.Application, own_secrets: SecretLookup) -> LayeredSecrets:
+    """ws-emit's Redis keys as space secrets, behind the server's own (needs :func:`.redis.setup`)."""
+    secrets = WsEmitSecrets(app[REDIS_KEY], app[SETTINGS_KEY].max_spaces)
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await secrets.refresh()
         secrets.start()
-        lease.start()
         yield
-        await lease.stop()
         await secrets.stop()
 
     app.cleanup_ctx.append(lifetime)
     return LayeredSecrets(own_secrets, secrets)
+
+
+def bridge(app: web.Application) -> FlaskSocketIOBridge:
+    """The flask-socketio bridge, run by the node holding the lease.
+
+    Set up after the Hub's bus, so that the bridge starts after it and stops before it.
+    """
+    settings = app[SETTINGS_KEY]
+    client, keys = app[REDIS_KEY], app[KEYS_KEY]
+    bridging = FlaskSocketIOBridge(app[HUB_KEY], client, settings.ws_emit_channel,
+                                   allow_pickle=settings.ws_emit_pickle,
+                                   max_payload_bytes=settings.max_payload_bytes)
+    lease = Lease(client, keys.wsemit_leader, settings.node_name, bridging.run)
+
+    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        lease.start()
+        yield
+        await lease.stop()
+
+    app.cleanup_ctx.append(lifetime)
+    return bridging

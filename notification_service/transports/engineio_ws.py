@@ -118,11 +118,13 @@ DRAINED = _Drained()
 class DirectSocket(async_socket.AsyncSocket):
     """An engine.io socket that writes its WebSocket frames itself (see the module docstring).
 
-    Set as a socket's class when its WebSocket starts (see :func:`speak_websocket`);
-    before that it is python-engineio's socket, unchanged.
+    The socket.io transport makes a socket this class when it connects over
+    WebSocket, or when its WebSocket upgrade starts (``transports/socketio.py``);
+    until :meth:`serve_websocket` attaches the WebSocket (``outbox`` is None) it
+    behaves as python-engineio's own socket.
     """
 
-    # Set by speak_websocket; class-level defaults keep polling sockets untouched.
+    # Set by _attach; until then the class-level defaults keep python-engineio's behaviour.
     transport: asyncio.Transport | None = None
     outbox: Outbox | None = None
     peer: str = "?"
@@ -140,8 +142,8 @@ class DirectSocket(async_socket.AsyncSocket):
         """
         transport = self.transport
         outbox = self.outbox
-        if transport is None or outbox is None or self.closed:
-            return
+        if transport is None or outbox is None or self.closed or transport.is_closing():
+            return  # gone: its reader is about to end the socket
         if not outbox and transport.get_write_buffer_size() < self.write_ahead:
             transport.write(frame)
             return
@@ -169,7 +171,9 @@ class DirectSocket(async_socket.AsyncSocket):
                 room = self.write_ahead - self.transport.get_write_buffer_size()
                 if room > 0:
                     self.transport.write(b"".join(self.outbox.take(room)))
-                await asyncio.sleep(0)  # a long replay must not hold up every other connection
+                    await asyncio.sleep(0)  # a long replay must not hold up other connections
+                else:  # exactly at the mark: not paused, no room either
+                    await asyncio.sleep(0.05)
         except (ConnectionError, RuntimeError):
             pass  # the connection went away: its reader ends the socket
         finally:
@@ -287,6 +291,8 @@ class DirectSocket(async_socket.AsyncSocket):
         self.outbox = Outbox(self.server.output_budget)
         if self.server.output_budget // 4 < WRITE_AHEAD:
             self.write_ahead = self.server.output_budget // 4
+        # the protocol pauses (and _drain waits) once the transport holds more than that
+        self.transport.set_write_buffer_limits(high=self.write_ahead)
         queued, self.queue = self.queue, DRAINED
         while not queued.empty():
             pkt = queued.get_nowait()

@@ -236,15 +236,18 @@ class SocketIOTransport:
                 if isinstance(room, str) and room.startswith(ROOM_PREFIX)}
 
     def deliver(self, event: Event) -> int:
-        """Queue the event, encoded once, on the engine.io socket of every room member.
+        """Send the event, encoded once, to every room member.
 
         python-socketio's ``emit`` creates an asyncio task per recipient and
         waits on them all (about 95 µs of CPU per delivery, see FACTS.md). The
-        event is the same for everyone, so it is encoded once here and put on
-        each member's outgoing queue directly; each socket's own writer task
-        sends it, so one slow socket never delays the others. Only the room's
-        members are visited, never every connection. Connections that asked
-        for events without metadata get a second encoding, made only if needed.
+        event is the same for everyone, so it is encoded once here as one
+        WebSocket frame, and each WebSocket member writes those same bytes to
+        its connection, or queues them behind what already waits for it (see
+        :class:`~.engineio_ws.DirectSocket`); a polling member gets one shared
+        engine.io packet on its queue. No task, no await: one slow socket never
+        delays the others. Only the room's members are visited, never every
+        connection. Connections that asked for events without metadata get a
+        second encoding, made only if needed.
         """
         room = self._room(event.channel)
         if not room:
@@ -538,6 +541,12 @@ class SocketIOTransport:
         environ = self.sio.get_environ(sid) or {}
         request = environ.get("aiohttp.request")
         return client_address(request) if request is not None else "?"
+
+    async def close_all(self, message: str, code: int) -> None:
+        """Tell every page why (``ERROR``), then disconnect it so it resumes (cluster mode)."""
+        await self.sio.emit("ERROR", {"message": message, "code": code})
+        for socket in list(self.sio.eio.sockets.values()):
+            await socket.close(wait=False, reason=self.sio.eio.reason.SERVER_DISCONNECT)
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         """Close every connection at once so pages reconnect to the next process.

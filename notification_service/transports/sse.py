@@ -477,6 +477,11 @@ class SSETransport:
         self._remove(connection)
         connection.abort()
 
+    async def close_all(self, message: str, code: int) -> None:
+        """End every stream (cluster mode: this node fell behind the bus); clients resume."""
+        for connection in list(self._open):
+            connection.close(f"{message} ({code})")
+
     async def _on_shutdown(self, _app: web.Application) -> None:
         """End every stream now, so the server stops promptly and browsers reconnect."""
         for connection in list(self._open):

@@ -87,10 +87,19 @@ class PushJobs:
         return SendReport(**orjson.loads(answer[1]))
 
     async def handle(self, entries: Sequence[Entry]) -> None:
-        """Send every job of the batch at once (the sender bounds requests in flight)."""
-        await asyncio.gather(*(self._send(fields) for _entry_id, fields in entries))
+        """Send every job of the batch at once (the sender bounds requests in flight).
 
-    async def _send(self, fields: dict[str, bytes]) -> None:
+        Each job is acknowledged as soon as it is sent, so a job that fails (the
+        database does not answer) is tried again alone, never its neighbours.
+        """
+        results = await asyncio.gather(*(self._send(entry_id, fields)
+                                         for entry_id, fields in entries),
+                                       return_exceptions=True)
+        failed = [result for result in results if isinstance(result, BaseException)]
+        if failed:
+            raise failed[0]
+
+    async def _send(self, entry_id: str, fields: dict[str, bytes]) -> None:
         event_id, channel = fields["event"].decode(), fields["channel"].decode()
         options = PushOptions(**orjson.loads(fields["options"]))
         if channel == ALL_SUBSCRIPTIONS:
@@ -103,6 +112,7 @@ class PushJobs:
             pipe.rpush(key, orjson.dumps(report.to_dict()))
             pipe.expire(key, OUTCOME_SECONDS)
             await pipe.execute()
+        await self.queue.done([entry_id])
 
     def start(self) -> None:
         self.queue.start(self.handle, "webpush-jobs")
