@@ -73,6 +73,7 @@ class ClusterReceipts:
         self._routes: OrderedDict[str, _Route] = OrderedDict()  # event id -> its origin
         self._recipients_of: RecipientsOf = _nobody
         self._outgoing: dict[str, list[str]] = {}
+        self._forwarding: set[asyncio.Future[None]] = set()
         self._task: asyncio.Task[None] | None = None
 
     def confirmations_from(self, recipients_of: RecipientsOf) -> None:
@@ -132,7 +133,9 @@ class ClusterReceipts:
 
     def _flush_soon(self) -> None:
         outgoing, self._outgoing = self._outgoing, {}
-        asyncio.ensure_future(self._forward(outgoing))
+        task = asyncio.ensure_future(self._forward(outgoing))
+        self._forwarding.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._forwarding.discard)
 
     async def _forward(self, outgoing: dict[str, list[str]]) -> None:
         try:

@@ -164,6 +164,7 @@ class PublishStep:
         self.run_id: str | None = None  # None: read it before the next call
         self._sha: str | None = None
         self._pending: list[_Call] = []
+        self._flushing: set[asyncio.Future[None]] = set()
         self._node_prefix = keys.node("")
 
     def forget_run_id(self) -> None:
@@ -214,7 +215,9 @@ class PublishStep:
 
     def _flush_soon(self) -> None:
         calls, self._pending = self._pending, []
-        asyncio.ensure_future(self._flush(calls))
+        task = asyncio.ensure_future(self._flush(calls))
+        self._flushing.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._flushing.discard)
 
     async def _flush(self, calls: list[_Call]) -> None:
         try:
