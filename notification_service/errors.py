@@ -193,6 +193,8 @@ APPLICATION_CONNECTIONS_FULL = _kind(429, 42960, "this application already has "
 INTERNAL = _kind(500, 50001, "the server failed; the details are in its log, never in the "
                              "answer")
 COMPONENT_FAILING = _kind(503, 50361, "`/health`: a component is failing (named in the answer)")
+DATABASE_UNAVAILABLE = _kind(503, 50363, "with `--database-url`: PostgreSQL (space secrets, "
+                                         "Web Push subscriptions) does not answer")
 CONNECTIONS_UNAVAILABLE = _kind(503, 50362, "`/connections` with `--redis-url`: the other nodes' "
                                             "connections are in Redis, which does not answer")
 ALERT_QUEUE_UNAVAILABLE = _kind(503, 50370, "alert queue: its shared state (Redis) does not "

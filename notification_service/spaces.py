@@ -34,6 +34,7 @@ from .config import SETTINGS_KEY, env_name
 from .errors import ADMIN_DISABLED, INVALID_SPACE_SECRET, SPACES_FULL, StartupError
 from .events import validate_space
 from .producers.body import body_too_large, parse_json, read_body
+from .stores.postgres import answered_when_down
 from .stores.sqlite import migrate
 from .tokens import require_token
 
@@ -211,6 +212,7 @@ class PostgresSpaceSecrets:
     async def delete(self, space: str) -> bool:
         return await self._write(POSTGRES_DELETE, space) != "DELETE 0"
 
+    @answered_when_down("space secrets")
     async def _write(self, statement: str, space: str, *arguments: Any) -> str:
         async with self.database.pool.acquire() as connection:
             async with connection.transaction():

@@ -97,6 +97,7 @@ async def test_a_node_starting_removes_dead_nodes_entries(redis_server, serve, h
                                            "user": {"id": "ghost"}, "transport": "sse"}}
     await client.hset("notify:conn:shop", "long-gone x", orjson.dumps(stale))
     await client.hset("notify:conn:shop", "a old", orjson.dumps({**stale, "node": "a"}))
+    await client.hset("notify:conn:shop", "garbage", b"not an entry of ours")
     server = await serve(redis_url=redis_server.url, node_name="a", jwt_secret=SECRET,
                          admin_token=ADMIN)
     assert await client.hgetall("notify:conn:shop") == {}

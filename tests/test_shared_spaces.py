@@ -119,3 +119,81 @@ async def test_the_table_is_versioned_and_created_on_start(postgres_url, serve, 
 
 async def _refused(url, room, secret) -> bool:
     return not await joins(url, room, secret)
+
+
+class Relay:
+    """A TCP relay in front of PostgreSQL that the test can cut and restore.
+
+    Cutting closes every relayed connection and refuses new ones, as a lost
+    network or a stopped database does (the machine's PostgreSQL is shared,
+    so it is never stopped).
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self._server: asyncio.AbstractServer | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        self._server.close()
+        await self._server.wait_closed()
+        for writer in list(self._writers):
+            writer.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers |= {writer, up_writer}
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+                self._writers.discard(sink)
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_while_postgresql_does_not_answer_writes_are_503_and_joins_go_on(
+        shared, serve, http):
+    from .pushservice import WEBPUSH, PushService
+
+    relay = Relay(5432)
+    await relay.start()
+    url = shared["database_url"].replace(":5432/", f":{relay.port}/")
+    server = await serve(**{**shared, "database_url": url}, **WEBPUSH)
+    await put_secret(http, server.url, "dir", "first")
+    await relay.cut()
+
+    async with http.put(f"{server.url}/admin/spaces/dir", json={"secret": "second"},
+                        headers={"Authorization": f"Bearer {ADMIN}"}) as response:
+        body = await response.json()
+        assert (response.status, body["code"]) == (503, 50363), body
+        assert "PostgreSQL" in body["error"]
+    browser = PushService().subscriber()
+    browser.base_url = "http://127.0.0.1:9"
+    async with http.post(f"{server.url}/webpush/subscriptions", json=browser.to_json()) as response:
+        body = await response.json()
+        assert (response.status, body["code"]) == (503, 50363), body
+    assert await joins(server.url, "dir::files", "first")  # secrets in memory keep working
+    async with http.get(f"{server.url}/health") as response:
+        assert response.status == 503 and "webpush_store" in (await response.json())["failing"]
+
+    await relay.start()  # the same port: the pool connects again
+    await eventually(lambda: _sets(http, server.url, "dir", "second"))
+    assert await joins(server.url, "dir::files", "second")
+
+
+async def _sets(http, url, space, secret) -> bool:
+    async with http.put(f"{url}/admin/spaces/{space}", json={"secret": secret},
+                        headers={"Authorization": f"Bearer {ADMIN}"}) as response:
+        return response.status == 200

@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 
 from ..events import Event
 from ..receipts import MAX_WAIT_MS
-from .redis import RedisKeys
+from .redis import RedisKeys, close_pubsub
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,4 @@ class ClusterReceipts:
                 failing = True
                 await asyncio.sleep(RETRY_SECONDS)
             finally:
-                try:
-                    await pubsub.aclose()
-                except Exception:
-                    pass
+                await close_pubsub(pubsub)

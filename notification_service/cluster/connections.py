@@ -83,8 +83,8 @@ class SharedConnectionRegistry(ConnectionRegistry):
         users: dict[str, dict[str, Any]] = self.application(application,
                                                              with_addresses=with_addresses)
         for value in stored.values():
-            entry = orjson.loads(value)
-            if entry["node"] == self.node or entry["node"] not in live:
+            entry = _entry(value)
+            if entry is None or entry["node"] == self.node or entry["node"] not in live:
                 continue  # ours come from memory (also the ones not written yet)
             info = entry["info"]
             if not with_addresses:
@@ -165,10 +165,22 @@ class SharedConnectionRegistry(ConnectionRegistry):
         async for key in self.client.scan_iter(match=pattern, count=500):
             stored = await self.client.hgetall(key)
             stale = [field for field, value in stored.items()
-                     if (node := orjson.loads(value)["node"]) == self.node
-                     or (not own_only and node not in live)]
+                     if (entry := _entry(value)) is None or entry["node"] == self.node
+                     or (not own_only and entry["node"] not in live)]
             if stale:
                 await self.client.hdel(key, *stale)
+
+
+def _entry(value: bytes) -> dict[str, Any] | None:
+    """A stored entry, or None for one this server did not write (it is skipped, then removed)."""
+    try:
+        entry = orjson.loads(value)
+        if isinstance(entry, dict) and isinstance(entry.get("node"), str) and isinstance(
+                entry.get("info", {}).get("user", {}).get("id"), str):
+            return entry
+    except (orjson.JSONDecodeError, AttributeError):
+        pass
+    return None
 
 
 def setup(app: web.Application, **bounds: int) -> SharedConnectionRegistry:

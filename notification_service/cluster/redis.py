@@ -9,12 +9,14 @@ delivers or stores anything by itself.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import AsyncIterator
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 from aiohttp import web
 
 from ..errors import StartupError
@@ -143,6 +145,21 @@ def connect(url: str) -> aioredis.Redis:
     return aioredis.from_url(check_url(url), decode_responses=False,
                              socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
                              health_check_interval=15)
+
+
+PUBSUB_CLOSE_SECONDS = 1.0
+
+
+async def close_pubsub(pubsub: PubSub) -> None:
+    """Close a subscription without ever holding up a stop.
+
+    Cancelled mid-read, redis-py's ``PubSub.aclose()`` can wait until Redis
+    closes the connection (seen here with redis-py 8.1), so it gets a second.
+    """
+    try:
+        await asyncio.wait_for(pubsub.aclose(), PUBSUB_CLOSE_SECONDS)
+    except (asyncio.TimeoutError, aioredis.RedisError, OSError):
+        log.debug("a Redis subscription was dropped without a clean close")
 
 
 class RedisUnavailable(StartupError):

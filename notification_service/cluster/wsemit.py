@@ -44,7 +44,7 @@ from ..producers.body import check_data_size
 from ..producers.broadcast import checked_names
 from ..producers.emit import DEFAULT_NAMESPACES
 from .leader import Lease
-from .redis import KEYS_KEY, REDIS_KEY
+from .redis import KEYS_KEY, REDIS_KEY, close_pubsub
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ class FlaskSocketIOBridge:
                 if message is not None and message["type"] == "message":
                     await self.handle(message["data"])
         finally:
-            await pubsub.aclose()
+            await close_pubsub(pubsub)
 
     async def handle(self, raw: bytes) -> None:
         try:

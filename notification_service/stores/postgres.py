@@ -11,14 +11,16 @@ parameter ``?search_path=...`` is one). Nothing here knows what a store keeps.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
-from typing import AsyncIterator, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 from aiohttp import web
 
-from ..errors import StartupError
+from ..errors import DATABASE_UNAVAILABLE, StartupError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,31 @@ ON CONFLICT (store) DO UPDATE SET version = excluded.version"""
 # Any constant: only servers of this project take it, around migrations.
 MIGRATION_LOCK = 0x6E6F7469  # "noti"
 POOL_MIN, POOL_MAX = 1, 10
+
+
+OUTAGES = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
+           asyncpg.exceptions.OperatorInterventionError,
+           asyncpg.exceptions.InsufficientResourcesError, asyncpg.InterfaceError)
+"""What PostgreSQL going away (down, restarting, out of connections) raises, as opposed to a query's error."""
+
+Result = TypeVar("Result")
+
+
+def answered_when_down(what: str) -> Callable[[Callable[..., Awaitable[Result]]],
+                                              Callable[..., Awaitable[Result]]]:
+    """Make a store method raise 503 (:data:`~..errors.DATABASE_UNAVAILABLE`) when PostgreSQL
+    does not answer, never a 500: ``what`` names what is kept there (``"space secrets"``)."""
+    def decorate(method: Callable[..., Awaitable[Result]]) -> Callable[..., Awaitable[Result]]:
+        @functools.wraps(method)
+        async def call(*arguments: Any, **keywords: Any) -> Result:
+            try:
+                return await method(*arguments, **keywords)
+            except OUTAGES as error:
+                log.warning("PostgreSQL does not answer (%s: %s)", type(error).__name__, error)
+                raise DATABASE_UNAVAILABLE(f"The {what} are in PostgreSQL, which does not "
+                                           f"answer; try again.") from None
+        return call
+    return decorate
 
 
 class DatabaseUnavailable(StartupError):

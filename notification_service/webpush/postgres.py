@@ -13,10 +13,12 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from ..stores.postgres import answered_when_down
 from .store import (Outcomes, StoreLimits, Subscription, SubscriptionRecord, SubscriptionsFull,
                     stored_bytes)
 
 STORE_NAME = "webpush"
+WHAT = "Web Push subscriptions"
 MIGRATIONS: list[tuple[str, ...]] = [(
     """CREATE TABLE webpush_subscriptions (
         id BIGSERIAL PRIMARY KEY,
@@ -123,6 +125,7 @@ class PostgresSubscriptionStore:
     async def close(self) -> None:
         """Nothing of its own to close: the pool belongs to the app."""
 
+    @answered_when_down(WHAT)
     async def upsert(self, subscription: Subscription, replaces: str | None = None) -> bool:
         s = subscription
         size = stored_bytes(s)
@@ -157,9 +160,11 @@ class PostgresSubscriptionStore:
                 f"(--webpush-max-bytes) and this one ({size} bytes) does not fit; fewer or "
                 f"shorter channels need less.")
 
+    @answered_when_down(WHAT)
     async def remove_endpoint(self, endpoint: str) -> int:
         return await self._delete(DELETE_BY_ENDPOINT, endpoint)
 
+    @answered_when_down(WHAT)
     async def remove_id(self, subscriber_id: str) -> int:
         return await self._delete(DELETE_BY_ID, subscriber_id)
 
@@ -168,12 +173,15 @@ class PostgresSubscriptionStore:
             await connection.execute(LOCK_TOTALS)
             return _rows(await connection.execute(statement, key))
 
+    @answered_when_down(WHAT)
     async def for_channel(self, channel: str) -> list[Subscription]:
         return _subscriptions(await self.pool.fetch(SELECT_BY_CHANNEL, channel))
 
+    @answered_when_down(WHAT)
     async def all(self) -> list[Subscription]:
         return _subscriptions(await self.pool.fetch(SELECT_ALL))
 
+    @answered_when_down(WHAT)
     async def get(self, endpoint: str) -> SubscriptionRecord | None:
         async with self.pool.acquire() as connection:
             row = await connection.fetchrow(SELECT_ONE, endpoint)
@@ -187,10 +195,12 @@ class PostgresSubscriptionStore:
     async def count(self) -> int:
         return (await self.stored())[0]
 
+    @answered_when_down(WHAT)
     async def stored(self) -> tuple[int, int]:
         count, total = await self.pool.fetchrow(SELECT_TOTALS)
         return int(count), int(total)
 
+    @answered_when_down(WHAT)
     async def record(self, outcomes: Outcomes) -> int:
         if not (outcomes.succeeded or outcomes.failed or outcomes.gone):
             return 0
