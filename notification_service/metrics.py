@@ -107,7 +107,7 @@ class Metrics:
 
     def watch_bus_lag(self, seconds: Reading) -> None:
         """Scale-out: ``notify_bus_lag_seconds`` is how far this node's bus reader is
-        behind the newest bus entry; the bus calls this once when it starts."""
+        behind the newest bus entry (RedisBus.lag); cluster/wiring.py sets it once."""
         self.bus_lag = seconds
 
     def exposition(self) -> bytes:

@@ -165,6 +165,8 @@ class Player:
                 self.paused = bool(answer.get("paused", self.paused))
                 play = answer.get("play")
                 if not play:
+                    if answer.get("retry"):  # as overlay.js: ask again when the queue says
+                        loop.call_later(answer["retry"], self._poke.set)
                     break
                 alert_id = play["id"]
                 self.playing, began = alert_id, loop.time()

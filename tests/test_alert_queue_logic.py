@@ -88,3 +88,33 @@ def test_the_stored_form_round_trips_and_a_restart_disconnects_everyone():
     restored = again.lines["ov"]
     assert (restored.connected, restored.playing, restored.waiting) == (False, None, ["e-2"])
     assert again.alerts["e-1"].outcomes == {"ov": "played"}
+
+
+def test_alerts_written_out_of_order_by_two_nodes_play_in_publish_order():
+    """e-2's write (node B) lands before e-1's (node A): the line still plays e-1 first."""
+    code = CodeQueue()
+    line = code.connect(overlay("ov"), now=0.0)
+    code.enqueue("e-2", "FOLLOW", {"n": 2}, time=10.2, now=10.3)
+    # The overlay asks before it has anything: a young alert it lacks is not released.
+    assert code.next(line, [], now=10.3, settle=1.0) == {"paused": False, "done": [],
+                                                          "retry": 0.9}
+    code.enqueue("e-1", "FOLLOW", {"n": 1}, time=10.1, now=10.35)
+    assert line.waiting == ["e-1", "e-2"]  # in publish order, whatever order the writes came
+    have = [{"id": "e-1", "name": "FOLLOW", "time": 10.1},
+            {"id": "e-2", "name": "FOLLOW", "time": 10.2}]
+    assert code.next(line, have, now=10.4, settle=1.0)["play"]["id"] == "e-1"
+    code.finished(line, "e-1", "played")
+    # Past the settle time an alert the overlay lacks plays from the queue's copy.
+    answer = code.next(line, [], now=11.3, settle=1.0)
+    assert answer["play"]["id"] == "e-2" and answer["play"]["data"] == {"n": 2}
+
+
+def test_an_alert_replayed_a_moment_after_it_played_is_released_at_once():
+    code = CodeQueue()
+    line = code.connect(overlay("ov"), now=0.0)
+    code.enqueue("e-1", "FOLLOW", {"n": 1}, time=10.0, now=10.0)
+    have = [{"id": "e-1", "name": "FOLLOW", "time": 10.0}]
+    assert code.next(line, have, now=10.1, settle=1.0)["play"]["id"] == "e-1"
+    code.finished(line, "e-1", "played")
+    code.replay("e-1", None)
+    assert code.next(line, [], now=10.3, settle=1.0)["play"]["id"] == "e-1"

@@ -338,3 +338,37 @@ async def test_pages_confirm_receipts(server, http, browser):
     async with http.get(f"{server.url}/notify?code=receipt1&event=x&wait=3000") as response:
         answer = await response.json()
     assert (answer["count"], answer["acknowledged"]) == (1, 1)
+
+
+@pytest.mark.redis
+async def test_the_real_overlay_on_one_node_plays_a_burst_fired_at_another(spawn, redis_server,
+                                                                          http, browser):
+    """Two nodes on one Redis: the pages on node A, the burst spread over both nodes."""
+    from .cluster import sequence, start_nodes
+
+    a, b = await start_nodes(spawn, redis_server.url, 2)
+    context = await browser.new_context(viewport=VIEWPORT)
+    follows, shown_follows = await open_overlay(context, a,
+                                                "code=nodes&events=FOLLOW&duration=0.2&gap=0")
+    every, shown_every = await open_overlay(context, a, "code=nodes&duration=0.2&gap=0")
+    names = ["follow", "sub", "follow", "follow", "sub", "follow"]
+    answers = await asyncio.gather(*(fire(http, (b, a)[n % 2], "nodes", name, user=f"u{n}")
+                                     for n, name in enumerate(names)))
+    assert all(isinstance(answer["queued_position"], int) for answer in answers), answers
+    published = sorted(answers, key=lambda answer: sequence(answer["id"]))
+    in_order = [answer["id"] for answer in published]
+    follow_ids = [answer["id"] for answer in published if answer["event"] == "FOLLOW"]
+    assert await shown_every.wait_for(len(in_order)) == in_order
+    assert await shown_follows.wait_for(len(follow_ids)) == follow_ids
+    status = await get_json(http, f"{b.url}/codes/nodes/status")
+    assert [(o["node"], o["connected"], o["events"]) for o in status["overlays"]] == [
+        ("node0", True, ["FOLLOW"]), ("node0", True, None)]
+    for _ in range(100):  # bounded: the last alerts leave the screen
+        queue = await get_json(http, f"{b.url}/codes/nodes/queue")
+        if not queue["playing"]:
+            break
+        await asyncio.sleep(0.1)
+    assert queue["playing"] == [] and queue["waiting"] == []
+    assert shown_every.ids == in_order and shown_follows.ids == follow_ids  # none twice
+    assert shown_every.errors == [] and shown_follows.errors == []
+    await context.close()

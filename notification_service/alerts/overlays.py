@@ -178,6 +178,7 @@ class OverlayChannel:
             and not isinstance(duration, bool) else 5.0
         reason = request.get("reason") if isinstance(request.get("reason"), str) else "played"
         now = self.clock()
+        settle = self.queues().settle
 
         def change(queue: CodeQueue) -> dict[str, Any]:
             line = queue.lines.get(connection.overlay)
@@ -200,7 +201,7 @@ class OverlayChannel:
             elif op not in ("next", "finished"):
                 return {"ok": False, "error": f"Unknown op {op!r}: use next, started, finished "
                                               f"or presence."}
-            return {"ok": True, **queue.next(line, have, now, history)}
+            return {"ok": True, **queue.next(line, have, now, history, settle)}
 
         try:
             answer = await self.queues().update(code, change)

@@ -53,6 +53,7 @@ class Held:
     data_json: str | None  # None: too large to hold (overlays play their delivered copy)
     time: float
     outcomes: dict[str, str] = field(default_factory=dict)
+    replayed: bool = False  # queued again by the operator: released at once (no settle)
 
     def public(self, with_data: bool = True) -> dict[str, Any]:
         answer: dict[str, Any] = {"id": self.id, "event": self.name, "time": self.time}
@@ -225,7 +226,7 @@ class CodeQueue:
             self._lost(line)
 
     def next(self, line: Line, have: Iterable[dict[str, Any]], now: float,
-             history: dict[str, Any] | None = None) -> dict[str, Any]:
+             history: dict[str, Any] | None = None, settle: float = 0.0) -> dict[str, Any]:
         """The overlay is idle: what it plays next, or why it waits.
 
         ``have`` lists the alerts the overlay was delivered and has not played;
@@ -233,6 +234,13 @@ class CodeQueue:
         ago, or the queue's write failed) join the line now. The answer's
         ``play`` carries the event's data only when the overlay lacks it (after a
         server restart, a replay, or history that no longer reaches back).
+
+        ``settle`` (several nodes): an alert younger than this that the overlay
+        was not delivered yet is not released; the answer says when to ask
+        again (``retry``, seconds). The overlay gets events in publish order, so
+        by the time it has that alert it also has every earlier one, and those
+        join the line first: alerts published on different nodes at the same
+        moment still play in publish order.
         """
         self.expire(now)
         have_ids = set()
@@ -258,6 +266,10 @@ class CodeQueue:
             return {**answer, "held": len(line.waiting)}
         if not line.waiting:
             return answer
+        first = line.waiting[0]
+        young = settle - (now - self.alerts[first].time)
+        if young > 0 and first not in have_ids and not self.alerts[first].replayed:
+            return {**answer, "retry": round(young, 3)}
         return {**self._release(line, line.waiting.pop(0), have_ids, now), "done": done}
 
     def _release(self, line: Line, alert_id: str, have_ids: set[str], now: float
@@ -317,6 +329,7 @@ class CodeQueue:
             raise LookupError(alert_id)
         self.alerts.pop(alert_id, None)
         self.alerts[alert_id] = held  # now the newest
+        held.replayed = True
         for line in self._lines_by_age():
             if line.wants(held.name) and line.playing != alert_id \
                     and alert_id not in line.waiting and len(line.waiting) < MAX_WAITING:

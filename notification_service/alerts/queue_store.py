@@ -37,6 +37,9 @@ MAX_BYTES = 64 * 1024 * 1024
 WRITE_DELAY = 0.05  # seconds changes gather before one write: a burst costs one commit
 REDIS_TTL_SECONDS = 7 * 24 * 3600
 REDIS_RETRIES = 50
+# An alert another node is still writing may be younger than the one just written:
+# a young alert waits this long at most for its overlay to have it (CodeQueue.next).
+SETTLE_SECONDS = 1.0
 RESYNC_SECONDS = 30.0  # how often each node reads the set of codes with queues again
 
 SQLITE_LOAD = "SELECT code, state FROM queues"
@@ -47,6 +50,8 @@ SQLITE_DELETE = "DELETE FROM queues WHERE code = ?"
 
 
 class QueueStore(Protocol):
+    settle: float  # seconds a young alert waits for its overlay to have it (CodeQueue.next)
+
     async def update(self, code: str, change: Callable[[CodeQueue], T],
                      new: Callable[[], CodeQueue] | None = None) -> T:
         """Apply ``change`` to the code's queue and keep the result; ``NO_QUEUE`` if it has none.
@@ -64,6 +69,8 @@ class QueueStore(Protocol):
 
 class MemoryQueueStore:
     """Queues in memory, written through to the alerts SQLite file by one writer task."""
+
+    settle = 0.0  # every alert joins its lines as it is published: none can come late
 
     def __init__(self, database: AlertDatabase, *, max_codes: int = MAX_CODES,
                  max_bytes: int = MAX_BYTES) -> None:
@@ -245,6 +252,8 @@ class QueuedCodes:
 
 class RedisQueueStore:
     """Each code's queue as one JSON value in Redis, changed optimistically (WATCH/MULTI)."""
+
+    settle = SETTLE_SECONDS
 
     def __init__(self, client: aioredis.Redis, keys: RedisKeys) -> None:
         self.client = client

@@ -182,6 +182,7 @@
       setState("paused", paused);
       (answer.done || []).forEach(function (id) { buffer.delete(id); });
       if (answer.play) play(answer.play);
+      else if (answer.retry) setTimeout(pump, answer.retry * 1000);  // an alert still on its way
       showStatus();
     });
   }
