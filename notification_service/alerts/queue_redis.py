@@ -14,7 +14,7 @@ from typing import Callable
 
 import redis.asyncio as aioredis
 
-from ..cluster.redis import RedisKeys
+from ..cluster.redis import RedisKeys, close_pubsub
 from ..errors import ALERT_QUEUE_UNAVAILABLE
 from .queue import CodeQueue
 from .queue_store import NO_QUEUE, T
@@ -74,22 +74,22 @@ class QueuedCodes:
     async def _listen(self) -> None:
         failing = False
         while True:
+            pubsub = self.client.pubsub()
             try:
-                async with self.client.pubsub() as pubsub:
-                    await pubsub.subscribe(self.keys.alert_codes_added)
-                    await self._resync()  # after subscribing: nothing announced is missed
-                    if failing:
-                        log.warning("alert queue: the codes with queues are followed again")
-                        failing = False
-                    resync_at = time.monotonic() + RESYNC_SECONDS
-                    while True:
-                        message = await pubsub.get_message(ignore_subscribe_messages=True,
-                                                           timeout=1.0)
-                        if message is not None and message.get("type") == "message":
-                            self.codes.add(message["data"].decode())
-                        if time.monotonic() >= resync_at:
-                            await self._resync()
-                            resync_at = time.monotonic() + RESYNC_SECONDS
+                await pubsub.subscribe(self.keys.alert_codes_added)
+                await self._resync()  # after subscribing: nothing announced is missed
+                if failing:
+                    log.warning("alert queue: the codes with queues are followed again")
+                    failing = False
+                resync_at = time.monotonic() + RESYNC_SECONDS
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                       timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self.codes.add(message["data"].decode())
+                    if time.monotonic() >= resync_at:
+                        await self._resync()
+                        resync_at = time.monotonic() + RESYNC_SECONDS
             except asyncio.CancelledError:
                 raise
             except (aioredis.RedisError, OSError) as error:
@@ -99,6 +99,8 @@ class QueuedCodes:
                     failing = True
                 self.synced = False  # until read again, every code might have a queue
                 await asyncio.sleep(1.0)
+            finally:
+                await close_pubsub(pubsub)
 
 
 class RedisQueueStore:
