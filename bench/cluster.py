@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.support import (PROJECT_ROOT, free_port, percentile,  # noqa: E402
+from bench.support import (PROJECT_ROOT, free_port, percentile, stop_process,  # noqa: E402
                            process_cpu_seconds, wait_until_up)
 
 # Not a listening code: the alert queue (which keeps a code's queue in Redis in
@@ -130,15 +130,6 @@ def start(*args: str) -> subprocess.Popen:
                             stderr=subprocess.DEVNULL, text=True)
 
 
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(5)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def start_node(folder: Path, name: str, redis_url: str | None) -> tuple[subprocess.Popen, str]:
     port = free_port()
     flags = ["--host", "127.0.0.1", "--port", str(port), "--data-dir", str(folder / name),
@@ -186,7 +177,7 @@ async def run_mode(cluster: bool, events: int, rate: float) -> Outcome:
             after = [process_cpu_seconds(process.pid) or 0.0 for process, _url in nodes]
         finally:
             for process in reversed(processes):
-                stop(process)
+                stop_process(process)
     arrived = json.loads(arrived_line)
     flat = [value for one in arrived["latencies"] for value in one]
     cpu = sum(after) - sum(before)

@@ -14,7 +14,7 @@ import time
 from typing import Any, Callable
 
 from ..stores.postgres import answered_when_down
-from .store import (Outcomes, StoreLimits, Subscription, SubscriptionRecord, SubscriptionsFull,
+from .store import (Outcomes, StoreLimits, Subscription, SubscriptionRecord,
                     stored_bytes)
 
 STORE_NAME = "webpush"
@@ -146,19 +146,10 @@ class PostgresSubscriptionStore:
 
     def _check_limits(self, count: int, total: int, size: int, current: Any,
                       replaced: Any) -> None:
-        freed = (current["size"] if current else 0) + (replaced["size"] if replaced else 0)
-        new_count = count + (0 if current else 1) - (1 if replaced else 0)
-        new_total = total - freed + size
-        limits = self.limits
-        if new_count > limits.max_subscriptions and new_count > count:
-            raise SubscriptionsFull(
-                f"This server stores at most {limits.max_subscriptions} push subscriptions "
-                f"(--webpush-max-subscriptions); it cannot take another.")
-        if new_total > limits.max_bytes and new_total > total:
-            raise SubscriptionsFull(
-                f"The stored push subscriptions may take at most {limits.max_bytes} bytes "
-                f"(--webpush-max-bytes) and this one ({size} bytes) does not fit; fewer or "
-                f"shorter channels need less.")
+        self.limits.check(count, total, size=size,
+                          freed=(current["size"] if current else 0)
+                          + (replaced["size"] if replaced else 0),
+                          added_rows=(0 if current else 1) - (1 if replaced else 0))
 
     @answered_when_down(WHAT)
     async def remove_endpoint(self, endpoint: str) -> int:

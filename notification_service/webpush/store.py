@@ -230,6 +230,26 @@ class StoreLimits:
     prune_failures: int = 10
     prune_seconds: float = 7 * 86_400.0
 
+    def check(self, count: int, total: int, *, size: int, freed: int, added_rows: int) -> None:
+        """Refuse a write that would take the store past a bound (and grow it).
+
+        ``count``/``total`` are the rows and bytes stored now; the write adds a row
+        of ``size`` bytes, frees ``freed`` bytes and changes the row count by
+        ``added_rows``. Called inside the write's transaction by every store, so
+        the bound holds under concurrent writers.
+        """
+        new_count = count + added_rows
+        new_total = total - freed + size
+        if new_count > self.max_subscriptions and new_count > count:
+            raise SubscriptionsFull(
+                f"This server stores at most {self.max_subscriptions} push subscriptions "
+                f"(--webpush-max-subscriptions); it cannot take another.")
+        if new_total > self.max_bytes and new_total > total:
+            raise SubscriptionsFull(
+                f"The stored push subscriptions may take at most {self.max_bytes} bytes "
+                f"(--webpush-max-bytes) and this one ({size} bytes) does not fit; fewer or "
+                f"shorter channels need less.")
+
 
 class SubscriptionsFull(Exception):
     """Storing one more subscription would pass a bound of :class:`StoreLimits`; nothing was stored.
@@ -399,19 +419,9 @@ class SqliteSubscriptionStore:
     def _check_limits(self, size: int, current: Any, replaced: Any) -> None:
         """Inside the write transaction: refuse what would pass a bound (and grow the store)."""
         count, total = self.db.execute(SELECT_TOTALS).fetchone()
-        freed = (current[1] if current else 0) + (replaced[1] if replaced else 0)
-        new_count = count + (0 if current else 1) - (1 if replaced else 0)
-        new_total = total - freed + size
-        limits = self.limits
-        if new_count > limits.max_subscriptions and new_count > count:
-            raise SubscriptionsFull(
-                f"This server stores at most {limits.max_subscriptions} push subscriptions "
-                f"(--webpush-max-subscriptions); it cannot take another.")
-        if new_total > limits.max_bytes and new_total > total:
-            raise SubscriptionsFull(
-                f"The stored push subscriptions may take at most {limits.max_bytes} bytes "
-                f"(--webpush-max-bytes) and this one ({size} bytes) does not fit; fewer or "
-                f"shorter channels need less.")
+        self.limits.check(count, total, size=size,
+                          freed=(current[1] if current else 0) + (replaced[1] if replaced else 0),
+                          added_rows=(0 if current else 1) - (1 if replaced else 0))
 
     async def remove_endpoint(self, endpoint: str) -> int:
         return await self._run(self._delete, DELETE_BY_ENDPOINT, endpoint)
