@@ -28,6 +28,20 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 WAIT = 5.0  # seconds any single expected thing may take before a test fails
 
 
+async def until(condition: Callable[[], Awaitable[bool]], timeout: float = WAIT,
+                step: float = 0.05) -> None:
+    """Wait until ``await condition()`` is true (polled every ``step``), or fail after ``timeout``.
+
+    For state that is only visible by asking (Redis, another node's HTTP API),
+    where no event can be awaited.
+    """
+    for _ in range(int(timeout / step)):
+        if await condition():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"not within {timeout} s")
+
+
 def require(available: bool, reason: str) -> None:
     """Skip on a laptop without the service; in CI a missing service is a failure."""
     if available:

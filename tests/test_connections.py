@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
 
 from .sse_client import SECRET, make_token, open_stream
-from .support import WAIT
+from .support import until
 
 ADMIN = "admin-token-for-tests"
 
@@ -21,11 +20,6 @@ async def get(http, url, token=None):
         return response.status, await response.json()
 
 
-async def until(condition, timeout=WAIT):
-    async def poll():
-        while not await condition():
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_lists_sse_and_socketio_connections(server, http, pages, monkeypatch):

@@ -8,7 +8,6 @@ entry lands in ``notify:inbox:errors`` with the code ``POST /broadcast`` answers
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -20,7 +19,7 @@ import redis.asyncio as aioredis
 
 from notification_service.cluster.inbox import derived_key
 
-from .support import WAIT, connect_page, require
+from .support import WAIT, connect_page, require, until
 
 pytestmark = pytest.mark.redis
 
@@ -40,12 +39,6 @@ async def listener(url: str, channel: str = "news"):
     return page
 
 
-async def until(condition, timeout: float = WAIT, step: float = 0.02):
-    for _ in range(int(timeout / step)):
-        if await condition():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError(f"not within {timeout} s")
 
 
 async def test_the_readme_one_liner_with_redis_cli(redis_server, redis_client, serve):

@@ -7,7 +7,6 @@ SSE and socket.io listeners with JWTs, the seed-3 shape on every node.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import orjson
@@ -15,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from .sse_client import SECRET, make_token, open_stream
-from .support import WAIT, connect_page
+from .support import connect_page, until
 
 pytestmark = pytest.mark.redis
 
@@ -28,12 +27,6 @@ async def listing(http, url, path, token=ADMIN):
         return response.status, await response.json()
 
 
-async def until(condition, timeout: float = WAIT, step: float = 0.05):
-    for _ in range(int(timeout / step)):
-        if await condition():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError(f"not within {timeout} s")
 
 
 async def test_every_node_lists_every_node_s_connections_and_a_killed_node_drops_out(

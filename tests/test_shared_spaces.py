@@ -14,7 +14,7 @@ import pytest
 from notification_service.spaces import POSTGRES_MIGRATIONS, SPACES_KEY
 from notification_service.webpush.keys import generate_key
 
-from .support import WAIT, connect_page
+from .support import connect_page, until
 
 pytestmark = pytest.mark.postgres
 
@@ -43,12 +43,6 @@ async def joins(url, room, secret) -> bool:
         await page.close()
 
 
-async def eventually(check, timeout: float = WAIT, step: float = 0.02) -> None:
-    for _ in range(int(timeout / step)):
-        if await check():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError(f"not within {timeout} s")
 
 
 @pytest.fixture
@@ -66,10 +60,10 @@ async def test_a_secret_set_or_rotated_on_one_node_takes_effect_on_the_others(sh
 
     assert not await joins(b.url, "dir::files", "first")  # no secret yet
     assert (await put_secret(http, a.url, "dir", "first"))["created"] is True
-    await eventually(lambda: joins(b.url, "dir::files", "first"))
+    await until(lambda: joins(b.url, "dir::files", "first"))
 
     assert (await put_secret(http, a.url, "dir", "second"))["created"] is False  # rotation
-    await eventually(lambda: _refused(b.url, "dir::files", "first"))
+    await until(lambda: _refused(b.url, "dir::files", "first"))
     assert await joins(b.url, "dir::files", "second")
     assert await joins(a.url, "dir::files", "second")
 
@@ -79,15 +73,15 @@ async def test_a_secret_set_or_rotated_on_one_node_takes_effect_on_the_others(sh
 
     # Deleting on b: a and c refuse every new join.
     assert (await delete_secret(http, b.url, "dir"))["deleted"] is True
-    await eventually(lambda: _refused(a.url, "dir::files", "second"))
-    await eventually(lambda: _refused(c.url, "dir::files", "second"))
+    await until(lambda: _refused(a.url, "dir::files", "second"))
+    await until(lambda: _refused(c.url, "dir::files", "second"))
 
 
 async def test_after_a_lost_listening_connection_every_secret_is_reloaded(shared, serve, http):
     a = await serve(**shared)
     b = await serve(**shared)
     await put_secret(http, a.url, "dir", "first")
-    await eventually(lambda: joins(b.url, "dir::files", "first"))
+    await until(lambda: joins(b.url, "dir::files", "first"))
     backend = b.app[SPACES_KEY].backend
     listening = backend.listener_pid
     connection = await asyncpg.connect(shared["database_url"])
@@ -99,7 +93,7 @@ async def test_after_a_lost_listening_connection_every_secret_is_reloaded(shared
         await connection.execute("SELECT pg_terminate_backend($1)", listening)
     finally:
         await connection.close()
-    await eventually(lambda: joins(b.url, "dir::files", "second"))
+    await until(lambda: joins(b.url, "dir::files", "second"))
     assert backend.listener_pid != listening
 
 
@@ -189,7 +183,7 @@ async def test_while_postgresql_does_not_answer_writes_are_503_and_joins_go_on(
         assert response.status == 503 and "webpush_store" in (await response.json())["failing"]
 
     await relay.start()  # the same port: the pool connects again
-    await eventually(lambda: _sets(http, server.url, "dir", "second"))
+    await until(lambda: _sets(http, server.url, "dir", "second"))
     assert await joins(server.url, "dir::files", "second")
 
 

@@ -20,7 +20,7 @@ from notification_service.webpush.jobs import job_fields
 from notification_service.webpush.sender import PushOptions
 
 from .pushservice import WEBPUSH, push_service  # noqa: F401
-from .support import WAIT
+from .support import until
 from .test_startup import fails_with
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
@@ -47,12 +47,6 @@ async def notify(http, url, body):
         return answer
 
 
-async def until(condition, timeout: float = WAIT, step: float = 0.05):
-    for _ in range(int(timeout / step)):
-        if await condition():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError(f"not within {timeout} s")
 
 
 async def test_every_push_is_sent_once_whichever_node_publishes(

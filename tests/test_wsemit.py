@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 import socketio
 
-from .support import WAIT, connect_page
+from .support import WAIT, connect_page, until
 
 pytestmark = pytest.mark.redis
 
@@ -32,12 +32,6 @@ async def redis_client(redis_server):
     await client.aclose()
 
 
-async def eventually(check, timeout: float = WAIT, step: float = 0.05) -> None:
-    for _ in range(int(timeout / step)):
-        if await check():
-            return
-        await asyncio.sleep(step)
-    raise AssertionError(f"not within {timeout} s")
 
 
 async def joins(url, room, secret) -> bool:
@@ -79,11 +73,11 @@ async def test_a_ws_emit_room_secret_key_is_a_space_secret(redis_server, redis_c
     server = await serve(redis_url=redis_server.url, admin_token=ADMIN)
     assert not await joins(server.url, "dir::files", "MySecret_123")
     await redis_client.set("ws-emit::room_secret::dir", "MySecret_123")  # as ws-emit backends do
-    await eventually(lambda: joins(server.url, "dir::files", "MySecret_123"))
+    await until(lambda: joins(server.url, "dir::files", "MySecret_123"))
     assert not await joins(server.url, "dir::files", "wrong")
 
     await redis_client.set("ws-emit::room_secret::dir", "Rotated_456")
-    await eventually(lambda: _refused(server.url, "dir::files", "MySecret_123"))
+    await until(lambda: _refused(server.url, "dir::files", "MySecret_123"))
     assert await joins(server.url, "dir::files", "Rotated_456")
 
     # A secret set through the admin route wins over the Redis key of the same space.
@@ -95,15 +89,15 @@ async def test_a_ws_emit_room_secret_key_is_a_space_secret(redis_server, redis_c
 
     await redis_client.delete("ws-emit::room_secret::dir")
     await redis_client.set("ws-emit::room_secret::other", "x")
-    await eventually(lambda: joins(server.url, "other::a", "x"))
+    await until(lambda: joins(server.url, "other::a", "x"))
     await redis_client.delete("ws-emit::room_secret::other")
-    await eventually(lambda: _refused(server.url, "other::a", "x"))
+    await until(lambda: _refused(server.url, "other::a", "x"))
 
 
 async def test_a_flask_socketio_emit_reaches_pages(redis_server, redis_client, serve):
     server = await serve(redis_url=redis_server.url)
     page = await listener(server.url)
-    await eventually(lambda: bridged(redis_client))
+    await until(lambda: bridged(redis_client))
     await flask_socketio_emit(redis_server.url, "headline", {"title": "Hello"})
     assert await page.wait_for("headline") == [{"title": "Hello"}]
     await flask_socketio_emit(redis_server.url, "pair", (1, "two"))  # several arguments
@@ -120,7 +114,7 @@ async def test_a_flask_socketio_emit_reaches_pages(redis_server, redis_client, s
 async def test_pickled_messages_need_the_flag(redis_server, redis_client, serve):
     server = await serve(redis_url=redis_server.url)
     page = await listener(server.url)
-    await eventually(lambda: bridged(redis_client))
+    await until(lambda: bridged(redis_client))
     await redis_client.publish(CHANNEL, pickled("old", {"n": 1}))
     await flask_socketio_emit(redis_server.url, "sentinel", None)
     await page.wait_for("sentinel")
@@ -142,7 +136,7 @@ async def test_with_the_flag_plain_pickles_pass_and_globals_are_refused(
         redis_server, redis_client, serve, tmp_path):
     server = await serve(redis_url=redis_server.url, ws_emit_pickle=True)
     page = await listener(server.url)
-    await eventually(lambda: bridged(redis_client))
+    await until(lambda: bridged(redis_client))
     await redis_client.publish(CHANNEL, pickled("old", {"n": 1, "list": [1.5, None, True]}))
     assert await page.wait_for("old") == [{"n": 1, "list": [1.5, None, True]}]
 
@@ -165,10 +159,10 @@ async def test_one_node_bridges_and_another_takes_over(redis_server, redis_clien
     a = await serve(redis_url=redis_server.url, node_name="a")
     b = await serve(redis_url=redis_server.url, node_name="b")
     pages = {node.settings.node_name: await listener(node.url) for node in (a, b)}
-    await eventually(lambda: bridged(redis_client))
+    await until(lambda: bridged(redis_client))
     for n in range(3):
         await flask_socketio_emit(redis_server.url, "n", n)
-    await eventually(lambda: _published(a, b, 3))
+    await until(lambda: _published(a, b, 3))
     await asyncio.sleep(0.2)  # a second bridge would have published them again by now
     assert _counts(a, b) == 3
     leader = (await redis_client.get("notify:leader:wsemit")).decode()
@@ -178,7 +172,7 @@ async def test_one_node_bridges_and_another_takes_over(redis_server, redis_clien
     async def survivor_bridges() -> bool:
         return (await redis_client.get("notify:leader:wsemit")) == \
             survivor.settings.node_name.encode() and await bridged(redis_client)
-    await eventually(survivor_bridges, timeout=2 * WAIT)
+    await until(survivor_bridges, timeout=2 * WAIT)
     await flask_socketio_emit(redis_server.url, "after", "still here")
     page = pages[survivor.settings.node_name]
     assert await page.wait_for("after") == ["still here"]
