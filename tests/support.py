@@ -179,6 +179,15 @@ async def connect_page(url: str, *, query: str = "", auth: Any = None,
     return page
 
 
+async def joins(url: str, room: str, secret: str) -> bool:
+    """Whether a fresh page may ``join`` ``room`` with ``secret`` (the acknowledgement's ``ok``)."""
+    page = await connect_page(url)
+    try:
+        return (await page.emit("join", {"room": room, "secret": secret}))["ok"]
+    finally:
+        await page.close()
+
+
 async def raw_get(url: str, target: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
     """Send ``target`` exactly as written (no client-side normalisation of ``..``)."""
     host, port = url.removeprefix("http://").split(":")

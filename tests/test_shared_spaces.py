@@ -14,7 +14,7 @@ import pytest
 from notification_service.spaces import POSTGRES_MIGRATIONS, SPACES_KEY
 from notification_service.webpush.keys import generate_key
 
-from .support import connect_page, until
+from .support import joins, until
 
 pytestmark = pytest.mark.postgres
 
@@ -33,16 +33,6 @@ async def delete_secret(http, url, space):
                            headers={"Authorization": f"Bearer {ADMIN}"}) as response:
         assert response.status == 200
         return await response.json()
-
-
-async def joins(url, room, secret) -> bool:
-    page = await connect_page(url)
-    try:
-        return (await page.emit("join", {"room": room, "secret": secret}))["ok"]
-    finally:
-        await page.close()
-
-
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 import socketio
 
-from .support import WAIT, connect_page, until
+from .support import WAIT, connect_page, joins, until
 
 pytestmark = pytest.mark.redis
 
@@ -30,16 +30,6 @@ async def redis_client(redis_server):
     client = aioredis.from_url(redis_server.url)
     yield client
     await client.aclose()
-
-
-
-
-async def joins(url, room, secret) -> bool:
-    page = await connect_page(url)
-    try:
-        return (await page.emit("join", {"room": room, "secret": secret}))["ok"]
-    finally:
-        await page.close()
 
 
 async def listener(url, channel="news"):

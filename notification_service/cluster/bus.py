@@ -128,10 +128,7 @@ class RedisBus:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
         for waiting in (*self._waiting.values(), *self._probes.values()):
             waiting.cancel()
