@@ -1,9 +1,9 @@
 """What the request guards cost a GET trigger: Host, other sites, the rate limit, the body deadline.
 
-Every request passes the middlewares of guards.py and http_limits.py before its
-handler. This prices them on the trigger path, in-process, against a baseline
-measured in the same run: the same handler behind the error middleware alone
-(what every request already paid). Rounds are interleaved and the median is
+Every request passes the front door (frontdoor.py: CORS, guards.py, page
+triggers, http_limits.py) before its handler. This prices it on the trigger
+path, in-process, against a baseline measured in the same run: the same
+handler with only the error handling around it (what every request pays). Rounds are interleaved and the median is
 quoted (never the best). A whole GET trigger costs about 73 µs of server CPU
 (shared/FACTS.md), so the difference is the share the guards add.
 
@@ -25,9 +25,9 @@ from aiohttp.test_utils import make_mocked_request
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from notification_service import guards, http_limits  # noqa: E402
+from notification_service import cors, frontdoor, guards  # noqa: E402
 from notification_service.config import SETTINGS_KEY, Settings  # noqa: E402
-from notification_service.errors import error_middleware  # noqa: E402
+from notification_service.errors import answer_for  # noqa: E402
 from notification_service.ratelimit import RATE_LIMITS_KEY, Rate, RateLimits  # noqa: E402
 
 
@@ -55,24 +55,21 @@ async def routed_request(address: str) -> web.Request:
 
 
 def chain(settings: Settings):  # type: ignore[no-untyped-def]
-    """The middlewares of app.py that are ours to price, in their order, around ``handler``."""
-    guard = guards.guard_middleware(guards.RequestGuards(settings.host, [], []))
-    deadline = http_limits.body_deadline_middleware(settings.body_timeout)
-
-    async def with_deadline(request: web.Request) -> web.StreamResponse:
-        return await deadline(request, handler)
-
-    async def guarded(request: web.Request) -> web.StreamResponse:
-        return await guard(request, with_deadline)
+    """The front door of app.py around ``handler``."""
+    door = frontdoor.middleware(cors.CorsPolicy([]), guards.RequestGuards(settings.host, [], []),
+                                settings.body_timeout)
 
     async def call(request: web.Request) -> web.StreamResponse:
-        return await error_middleware(request, guarded)
+        return await door(request, handler)
 
     return call
 
 
 async def baseline(request: web.Request) -> web.StreamResponse:
-    return await error_middleware(request, handler)
+    try:
+        return await handler(request)
+    except Exception as error:
+        return answer_for(request, error)
 
 
 async def timed(call, calls: int) -> float:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import cors, guards, http_limits, operations, registry, spaces
+from . import cors, frontdoor, guards, http_limits, operations, registry, spaces
 from .access import ACCESS_KEY, ChannelAccess
 from .alerts import box as alert_box
 from .basepath import mount, relative_location
 from .config import PACKAGE_WEB_ROOT, SETTINGS_KEY, Settings
-from .errors import error_middleware
 from .folders import prepare
 from .history import MemoryHistory
 from .idempotency import IdempotencyCache
@@ -41,15 +40,12 @@ def create_app(settings: Settings) -> web.Application:
     request_guards = guards.RequestGuards(settings.host, settings.allowed_hosts,
                                           settings.cors_origins)
     app = web.Application(
-        middlewares=[error_middleware, cors.middleware(settings.cors_origins),
-                     guards.guard_middleware(request_guards),
-                     http_limits.body_deadline_middleware(settings.body_timeout),
-                     trigger.page_trigger_middleware],
+        middlewares=[frontdoor.middleware(cors.CorsPolicy(settings.cors_origins),
+                                          request_guards, settings.body_timeout)],
         handler_args=http_limits.handler_args(settings.header_timeout))
     app[SETTINGS_KEY] = settings
     app[RATE_LIMITS_KEY] = RateLimits.from_settings(settings)
-    app.on_response_prepare.append(guards.security_headers)
-    app.on_response_prepare.append(cors.label_response)
+    app.on_response_prepare.append(frontdoor.on_response_prepare)
     if settings.redis_url is not None:
         from .cluster import nodes, redis
         redis.setup(app, settings.redis_url, settings.redis_prefix)

@@ -1,12 +1,13 @@
 """CORS for the HTTP API: which other origins' pages may call it, preflight included.
 
 One list of origins (``--cors-origin``, repeatable, ``*`` for any) drives
-this middleware, socket.io's own origin check and the refusal of other sites'
+this policy, socket.io's own origin check and the refusal of other sites'
 pages on publishing routes (guards.py), so a page that may publish may also
 listen. Default: no origin but the server's own. ``/socket.io/`` is
 left to python-engineio, which answers its own CORS. This module never decides
 who may publish (tokens do): CORS only says which pages may read our answers.
-app.py places :func:`middleware` and registers :func:`label_response`.
+The front door (frontdoor.py) asks :meth:`CorsPolicy.preflight` first and
+:func:`label` labels every answer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .config import SETTINGS_KEY
-from .errors import ORIGIN_REFUSED, Handler, json_error
+from .errors import ORIGIN_REFUSED, json_error
 
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
 DEFAULT_ALLOWED_HEADERS = "Authorization, Content-Type, Last-Event-ID"
@@ -37,22 +38,25 @@ def socketio_origins(origins: list[str]) -> list[str] | str | None:
     return list(origins)
 
 
-def middleware(origins: list[str]):  # type: ignore[no-untyped-def]
-    """A middleware answering preflights and labelling answers for the allowed origins."""
-    allowed = frozenset(origin.rstrip("/") for origin in origins)
-    any_origin = "*" in allowed
+class CorsPolicy:
+    """Answers preflights and marks allowed cross-origin requests, for ``--cors-origin`` origins."""
 
-    def allow(origin: str) -> str | None:
-        if any_origin:
+    def __init__(self, origins: list[str]) -> None:
+        self.allowed = frozenset(origin.rstrip("/") for origin in origins)
+        self.any_origin = "*" in self.allowed
+
+    def allow(self, origin: str) -> str | None:
+        """The ``Access-Control-Allow-Origin`` for ``origin``, or None if its pages may not read."""
+        if self.any_origin:
             return "*"
-        return origin if origin in allowed else None
+        return origin if origin in self.allowed else None
 
-    @web.middleware
-    async def cors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def preflight(self, request: web.Request) -> web.Response | None:
+        """The answer to a CORS preflight; None for any other request (marked if allowed)."""
         origin = request.headers.get("Origin")
         if origin is None or is_socketio(request):
-            return await handler(request)
-        allowed_origin = allow(origin)
+            return None
+        allowed_origin = self.allow(origin)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             if allowed_origin is None:
                 return json_error(ORIGIN_REFUSED(
@@ -68,13 +72,11 @@ def middleware(origins: list[str]):  # type: ignore[no-untyped-def]
             })
         if allowed_origin is not None:
             request[ALLOWED_ORIGIN] = allowed_origin
-        return await handler(request)
-
-    return cors
+        return None
 
 
-async def label_response(request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: label every answer, streaming ones (SSE) included."""
+def label(request: web.Request, response: web.StreamResponse) -> None:
+    """Label an answer about to be sent (streaming ones, SSE, included) for its allowed origin."""
     allowed_origin = request.get(ALLOWED_ORIGIN)
     if allowed_origin is not None:
         response.headers["Access-Control-Allow-Origin"] = allowed_origin

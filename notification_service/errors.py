@@ -3,7 +3,7 @@
 Every kind is declared here (ntfy's ``errors.go`` is the model): HTTP status,
 stable code, and what it means; the README's error table is made from this
 list and checked by a test. Every handler raises an :class:`ApiError` (or lets
-aiohttp raise its own HTTP errors); :func:`error_middleware` turns it into JSON
+aiohttp raise its own HTTP errors); :func:`answer_for` turns it into JSON
 ``{"error", "code", "http"}``. Codes are stable: clients, bots and docs rely on
 them, so a code is never reused for another meaning. This module must never
 leak a traceback to a client.
@@ -40,7 +40,7 @@ class BodyTimedOut(TimeoutError):
 class AnswerAlreadyStarted(Exception):
     """A handler failed after its answer began (a WebSocket after the upgrade).
 
-    Nothing may be written any more: the error middleware reports it once and
+    Nothing may be written any more: :func:`answer_for` reports it once and
     raises this, and aiohttp closes the connection (its logger, http_limits.ServerLog,
     stays silent about it)."""
 
@@ -242,44 +242,43 @@ def _client_gone(request: web.Request) -> bool:
     return transport is None or transport.is_closing()
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render every error as JSON with a stable code; log only what is our fault.
+def answer_for(request: web.Request, error: Exception) -> web.StreamResponse:
+    """The answer to a request whose handling raised ``error``: JSON with a stable code.
 
-    Never writes an answer after one began (a failure inside a WebSocket): it
-    logs one line and lets aiohttp close the connection. A client that hung up
-    mid-request is logged at DEBUG only.
+    Logs only what is our fault. Never writes an answer after one began (a
+    failure inside a WebSocket): it logs one line and raises
+    :class:`AnswerAlreadyStarted`, and aiohttp closes the connection. Redirects,
+    304s and the like are answers, not errors: they are raised again. A client
+    that hung up mid-request is logged at DEBUG only. The front door
+    (frontdoor.py) calls it for everything a request raises.
     """
-    try:
-        return await handler(request)
-    except ApiError as error:
+    if isinstance(error, ApiError):
         return json_error(error)
-    except BodyTimedOut as error:
+    if isinstance(error, BodyTimedOut):
         return json_error(BODY_TIMEOUT(
             f"The request body did not arrive within {error.timeout:g} s (--body-timeout); "
             f"send the whole body at once."))
-    except web.HTTPNotFound:
+    if isinstance(error, web.HTTPNotFound):
         return json_error(NOT_FOUND(f"Nothing at {request.path}."))
-    except web.HTTPMethodNotAllowed as exc:
-        allowed = ", ".join(sorted(exc.allowed_methods))
+    if isinstance(error, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(error.allowed_methods))
         response = json_error(METHOD_NOT_ALLOWED(
             f"{request.method} is not allowed on {request.path}; use {allowed}."))
         response.headers["Allow"] = allowed  # RFC 9110 requires it on 405
         return response
-    except web.HTTPException:
-        raise  # redirects, 304s and the like are answers, not errors
-    except Exception as error:
-        if isinstance(error, ConnectionError) and _client_gone(request):
-            # The client hung up (mid-body, say); a connection of ours that failed
-            # (Redis, PostgreSQL) is a ConnectionError too, but the client is still there.
-            log.debug("client left during %s %s: %r", request.method, request.path, error)
-            return json_error(BODY_INCOMPLETE("The connection closed before the request "
-                                              "was complete."))
-        if _answer_started(request):
-            _throttle.log(log, logging.WARNING, "%s %s failed after its answer began (%s); "
-                          "connection closed", request.method, request.path,
-                          type(error).__name__)
-            raise AnswerAlreadyStarted() from error
-        if _throttle.allow()[0]:
-            log.exception("unhandled error on %s %s", request.method, request.path)
-        return json_error(INTERNAL("The server failed to handle this request; it has been logged."))
+    if isinstance(error, web.HTTPException):
+        raise error
+    if isinstance(error, ConnectionError) and _client_gone(request):
+        # The client hung up (mid-body, say); a connection of ours that failed
+        # (Redis, PostgreSQL) is a ConnectionError too, but the client is still there.
+        log.debug("client left during %s %s: %r", request.method, request.path, error)
+        return json_error(BODY_INCOMPLETE("The connection closed before the request "
+                                          "was complete."))
+    if _answer_started(request):
+        _throttle.log(log, logging.WARNING, "%s %s failed after its answer began (%s); "
+                      "connection closed", request.method, request.path,
+                      type(error).__name__)
+        raise AnswerAlreadyStarted() from error
+    if _throttle.allow()[0]:
+        log.error("unhandled error on %s %s", request.method, request.path, exc_info=error)
+    return json_error(INTERNAL("The server failed to handle this request; it has been logged."))

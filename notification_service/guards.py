@@ -35,7 +35,7 @@ from aiohttp import web
 from yarl import URL
 
 from .cors import is_socketio
-from .errors import CROSS_SITE_REFUSED, HOST_NOT_ALLOWED, NOT_JSON_CONTENT_TYPE, Handler
+from .errors import CROSS_SITE_REFUSED, HOST_NOT_ALLOWED, NOT_JSON_CONTENT_TYPE
 from .producers.trigger import is_page_trigger
 from .proxies import client_address
 from .ratelimit import RATE_LIMITS_KEY
@@ -133,6 +133,28 @@ class RequestGuards:
             f"server with --cors-origin {origin or '<its origin>'}; bots and scripts that "
             f"send no Origin header are not affected.")
 
+    # -- all of them, in order -------------------------------------------
+    def check(self, request: web.Request) -> None:
+        """Raise the ApiError of the first guard ``request`` fails (see the module docstring)."""
+        self.check_host(request)
+        publishing = publishes(request)
+        unrouted = request.match_info.http_exception is not None and not publishing
+        method = request.method
+        if unrouted or method == "OPTIONS" or is_socketio(request):
+            return  # a 404/405 is answered as such
+        if publishing or method not in SAFE_METHODS:
+            self.check_site(request)
+        limits = request.app[RATE_LIMITS_KEY]
+        route = request.match_info.route.name
+        if publishing:
+            limits.publishing(client_address(request))
+        elif route in LOOKUP_ROUTES:
+            limits.looking_up(client_address(request))
+        elif route in SUBSCRIBE_ROUTES and method == "POST":
+            limits.subscribing(client_address(request))
+        if method not in SAFE_METHODS and route not in OTHER_BODY_ROUTES:
+            self.check_json_body(request)
+
     # -- 4. JSON bodies --------------------------------------------------
     @staticmethod
     def check_json_body(request: web.Request) -> None:
@@ -155,34 +177,7 @@ def publishes(request: web.Request) -> bool:
     return route in PUBLISHING_ROUTES or is_page_trigger(request)
 
 
-def guard_middleware(guards: RequestGuards):  # type: ignore[no-untyped-def]
-    """The middleware running :class:`RequestGuards` (after CORS, before any handler)."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        guards.check_host(request)
-        publishing = publishes(request)
-        unrouted = request.match_info.http_exception is not None and not publishing
-        if unrouted or is_socketio(request) or request.method == "OPTIONS":
-            return await handler(request)  # a 404/405 is answered as such
-        if publishing or request.method not in SAFE_METHODS:
-            guards.check_site(request)
-        limits = request.app[RATE_LIMITS_KEY]
-        route = request.match_info.route.name
-        if publishing:
-            limits.publishing(client_address(request))
-        elif route in LOOKUP_ROUTES:
-            limits.looking_up(client_address(request))
-        elif route in SUBSCRIBE_ROUTES and request.method == "POST":
-            limits.subscribing(client_address(request))
-        if request.method not in SAFE_METHODS and route not in OTHER_BODY_ROUTES:
-            guards.check_json_body(request)
-        return await handler(request)
-
-    return middleware
-
-
-async def security_headers(_request: web.Request, response: web.StreamResponse) -> None:
-    """``on_response_prepare``: no answer of ours is ever sniffed into another type."""
+def secure(response: web.StreamResponse) -> None:
+    """No answer of ours is ever sniffed into another type (called on every answer)."""
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
 

@@ -112,36 +112,36 @@ def handler_args(header_timeout: float) -> dict[str, Any]:
     return {"keepalive_timeout": header_timeout, "logger": ServerLog()}
 
 
-def body_deadline_middleware(timeout: float):  # type: ignore[no-untyped-def]
-    """Fail the read of a body that has not fully arrived ``timeout`` seconds after its headers.
+def body_pending(request: web.Request) -> bool:
+    """Whether ``request`` has a body that has not fully arrived yet (most requests: no)."""
+    return request.body_exists and not request.content.is_eof()
+
+
+async def within_body_deadline(request: web.Request, handler: Handler,
+                               timeout: float) -> web.StreamResponse:
+    """Run ``handler``, failing its read of a body not fully arrived ``timeout`` s after the headers.
 
     The handler's read raises :class:`~.errors.BodyTimedOut` (answered 408 by
-    the error middleware) and the answer closes the connection.
+    :func:`~.errors.answer_for`) and the answer closes the connection. The
+    front door calls it only when :func:`body_pending`.
     """
+    content = request.content
+    expired = False
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        content = request.content
-        if content.is_eof() or not request.body_exists:
-            return await handler(request)
-        expired = False
+    def expire() -> None:
+        nonlocal expired
+        if not content.is_eof():
+            expired = True
+            content.set_exception(BodyTimedOut(timeout))
 
-        def expire() -> None:
-            nonlocal expired
-            if not content.is_eof():
-                expired = True
-                content.set_exception(BodyTimedOut(timeout))
-
-        timer = asyncio.get_running_loop().call_later(timeout, expire)
-        try:
-            response = await handler(request)
-        finally:
-            timer.cancel()
-        if expired:
-            response.force_close()
-        return response
-
-    return middleware
+    timer = asyncio.get_running_loop().call_later(timeout, expire)
+    try:
+        response = await handler(request)
+    finally:
+        timer.cancel()
+    if expired:
+        response.force_close()
+    return response
 
 
 class ConnectionCap:

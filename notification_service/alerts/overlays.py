@@ -65,8 +65,8 @@ class QueueObserver:
         self._turns: dict[str, _Turn] = {}  # codes being written, one writer at a time
 
     async def observe(self, event: Event, report: DeliveryReport) -> None:
-        if not is_alert(event):
-            return
+        if not is_alert(event) or not self.queues().may_have_queue(event.channel):
+            return  # most publishes: no overlay ever opened a queue for the code
         turn = self._turns.get(event.channel)
         if turn is None:
             turn = self._turns[event.channel] = _Turn()

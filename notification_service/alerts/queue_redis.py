@@ -119,6 +119,9 @@ class RedisQueueStore:
     async def close(self) -> None:
         await self.known.stop()
 
+    def may_have_queue(self, code: str) -> bool:
+        return code in self.known
+
     async def update(self, code: str, change: Callable[[CodeQueue], T],
                      new: Callable[[], CodeQueue] | None = None) -> T:
         key = self.keys.alert_queue(code)

@@ -42,6 +42,9 @@ SQLITE_DELETE = "DELETE FROM queues WHERE code = ?"
 class QueueStore(Protocol):
     settle: float  # seconds a young alert waits for its overlay to have it (CodeQueue.next)
 
+    def may_have_queue(self, code: str) -> bool:
+        """False when ``code`` surely has no queue: a publish to it skips the queue (no await)."""
+
     async def update(self, code: str, change: Callable[[CodeQueue], T],
                      new: Callable[[], CodeQueue] | None = None) -> T:
         """Apply ``change`` to the code's queue and keep the result; ``NO_QUEUE`` if it has none.
@@ -84,6 +87,9 @@ class MemoryQueueStore:
             self._queues[code] = queue
             self._resize(code, len(state))
         log.info("alert queues of %d codes loaded", len(rows))
+
+    def may_have_queue(self, code: str) -> bool:
+        return code in self._queues
 
     async def update(self, code: str, change: Callable[[CodeQueue], T],
                      new: Callable[[], CodeQueue] | None = None) -> T:

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from .. import jsoncodec
 from ..config import SETTINGS_KEY
-from ..errors import MISSING_PARAMETER, ApiError, Handler
+from ..errors import MISSING_PARAMETER, ApiError
 from ..events import trigger_event_name, validate_code
 from ..hub import HUB_KEY, DeliveryReport, mask
 from ..tokens import require_token
@@ -121,17 +121,12 @@ def _is_page_request(request: web.Request) -> bool:
 
 
 def is_page_trigger(request: web.Request) -> bool:
-    """The seed README's form: a page URL with ``code`` and ``event`` in its query."""
+    """The seed README's form: a page URL with ``code`` and ``event`` in its query.
+
+    Such a request triggers (:func:`trigger`) instead of serving the page (frontdoor.py).
+    """
     return (request.method in ("GET", "HEAD") and "event" in request.query
             and "code" in request.query and _is_page_request(request))
-
-
-@web.middleware
-async def page_trigger_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A page URL with ``&event=`` triggers instead of serving the page."""
-    if is_page_trigger(request):
-        return await trigger(request)
-    return await handler(request)
 
 
 def add_routes(app: web.Application) -> None:

@@ -39,7 +39,7 @@ from ..ratelimit import check_socket_lookup
 from ..proxies import client_address
 from ..registry import ConnectionInfo, ConnectionRegistry
 from .budget import TOO_SLOW_REASON, Replay
-from .engineio_ws import DirectSocket, message_frame, warn_malformed
+from .engineio_ws import DirectSocket, WriteBatch, message_frame, warn_malformed
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +202,7 @@ class SocketIOTransport:
         self.sio.eio.warnings = Throttle()  # closed connections: a few WARNING lines a second
         self.sio.eio.too_slow_notice = message_frame(self._encode(
             ["ERROR", {"message": TOO_SLOW_REASON, "code": TOO_SLOW.code}]))
+        self.sio.eio.write_batch = WriteBatch()
         longpolling.install(self.sio.eio)
         self._codes: dict[str, str] = {}
         self._plain: set[str] = set()  # connections that asked for events without metadata
