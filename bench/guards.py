@@ -54,10 +54,12 @@ async def routed_request(address: str) -> web.Request:
     return request
 
 
-def chain(settings: Settings):  # type: ignore[no-untyped-def]
+def chain(settings: Settings, request: web.Request):  # type: ignore[no-untyped-def]
     """The front door of app.py around ``handler``."""
-    door = frontdoor.middleware(cors.CorsPolicy([]), guards.RequestGuards(settings.host, [], []),
-                                settings.body_timeout)
+    limits = request.app[RATE_LIMITS_KEY]
+    door = frontdoor.middleware(cors.CorsPolicy([]),
+                                guards.RequestGuards(settings.host, [], [], limits),
+                                settings.body_timeout, cors.SOCKETIO_PREFIX)
 
     async def call(request: web.Request) -> web.StreamResponse:
         return await door(request, handler)
@@ -86,7 +88,7 @@ async def main(options: argparse.Namespace) -> None:
         request = await routed_request(address)
         if address != "127.0.0.1":  # a bucket that never empties: every call takes a token
             request.app[RATE_LIMITS_KEY].publish.rate = Rate(10 ** 9, 1.0)
-        through = chain(settings)
+        through = chain(settings, request)
         bare, guarded = [], []
         for _ in range(options.rounds):  # interleaved
             bare.append(await timed(lambda: baseline(request), options.calls))

@@ -37,14 +37,16 @@ SSE_KEY = web.AppKey("sse", SSETransport)
 
 def create_app(settings: Settings) -> web.Application:
     prepare(settings.data_dir, "data folder", "--data-dir")
+    limits = RateLimits.from_settings(settings)
     request_guards = guards.RequestGuards(settings.host, settings.allowed_hosts,
-                                          settings.cors_origins)
+                                          settings.cors_origins, limits)
     app = web.Application(
         middlewares=[frontdoor.middleware(cors.CorsPolicy(settings.cors_origins),
-                                          request_guards, settings.body_timeout)],
+                                          request_guards, settings.body_timeout,
+                                          settings.base_path + cors.SOCKETIO_PREFIX)],
         handler_args=http_limits.handler_args(settings.header_timeout))
     app[SETTINGS_KEY] = settings
-    app[RATE_LIMITS_KEY] = RateLimits.from_settings(settings)
+    app[RATE_LIMITS_KEY] = limits
     app.on_response_prepare.append(frontdoor.on_response_prepare)
     if settings.redis_url is not None:
         from .cluster import nodes, redis

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from .config import SETTINGS_KEY
 from .errors import ORIGIN_REFUSED, json_error
 
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE, OPTIONS"
@@ -22,11 +21,6 @@ DEFAULT_ALLOWED_HEADERS = "Authorization, Content-Type, Last-Event-ID"
 PREFLIGHT_MAX_AGE = "600"
 SOCKETIO_PREFIX = "/socket.io"
 ALLOWED_ORIGIN = web.RequestKey("cors_allowed_origin", str)  # set for allowed cross-origin requests
-
-
-def is_socketio(request: web.Request) -> bool:
-    """A request of python-engineio's, which checks origins and reads bodies itself."""
-    return request.path.startswith(request.app[SETTINGS_KEY].base_path + SOCKETIO_PREFIX)
 
 
 def socketio_origins(origins: list[str]) -> list[str] | str | None:
@@ -52,9 +46,12 @@ class CorsPolicy:
         return origin if origin in self.allowed else None
 
     def preflight(self, request: web.Request) -> web.Response | None:
-        """The answer to a CORS preflight; None for any other request (marked if allowed)."""
+        """The answer to a CORS preflight; None for any other request (marked if allowed).
+
+        Not for ``/socket.io/`` requests: python-engineio answers its own CORS.
+        """
         origin = request.headers.get("Origin")
-        if origin is None or is_socketio(request):
+        if origin is None:
             return None
         allowed_origin = self.allow(origin)
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:

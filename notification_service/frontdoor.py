@@ -23,18 +23,26 @@ from .producers import trigger
 
 
 def middleware(policy: cors.CorsPolicy, request_guards: guards.RequestGuards,
-               body_timeout: float):  # type: ignore[no-untyped-def]
-    """The front door of one app, from its CORS policy, guards and ``--body-timeout``."""
+               body_timeout: float, socketio_path: str):  # type: ignore[no-untyped-def]
+    """The front door of one app, from its CORS policy, guards and ``--body-timeout``.
+
+    ``socketio_path`` (``/socket.io`` under the base path): python-engineio's
+    requests check their own origins and bodies; they pass the Host guard only.
+    """
 
     @web.middleware
     async def front_door(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            preflight = policy.preflight(request)
-            if preflight is not None:
-                return preflight
-            request_guards.check(request)
-            if trigger.is_page_trigger(request):
-                handler = trigger.trigger
+            if request.path.startswith(socketio_path):
+                request_guards.check_host(request)
+            else:
+                preflight = policy.preflight(request)
+                if preflight is not None:
+                    return preflight
+                page_trigger = trigger.is_page_trigger(request)
+                request_guards.check(request, page_trigger)
+                if page_trigger:
+                    handler = trigger.trigger
             if body_pending(request):
                 return await within_body_deadline(request, handler, body_timeout)
             return await handler(request)

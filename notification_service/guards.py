@@ -20,8 +20,9 @@ In this order, for every route:
    as ``Content-Type: application/json`` (415), so no browser can send it
    cross-site without a CORS preflight.
 
-``/socket.io/`` passes 2 and 4 (python-engineio checks origins itself and its
-bodies are its own protocol), but not 1. This module never reads a body and
+``/socket.io/`` passes 2, 3 and 4 (python-engineio checks origins itself and
+its bodies are its own protocol; registrations count as look-ups where they
+happen), but not 1. This module never reads a body and
 never decides who may publish (tokens do).
 """
 
@@ -34,11 +35,9 @@ from typing import Iterable
 from aiohttp import web
 from yarl import URL
 
-from .cors import is_socketio
 from .errors import CROSS_SITE_REFUSED, HOST_NOT_ALLOWED, NOT_JSON_CONTENT_TYPE
-from .producers.trigger import is_page_trigger
 from .proxies import client_address
-from .ratelimit import RATE_LIMITS_KEY
+from .ratelimit import RateLimits
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLISHING_ROUTES = frozenset({"notify", "emit", "broadcast", "webpush-notify"})
@@ -66,10 +65,12 @@ class RequestGuards:
     :param allowed_hosts: ``--allowed-host`` names (``.example.com`` for subdomains,
         ``*`` to answer any Host).
     :param cors_origins: ``--cors-origin`` origins whose pages may publish (``*`` for any).
+    :param limits: the rate limits per client address (also ``app[RATE_LIMITS_KEY]``).
     """
 
     def __init__(self, bound_host: str, allowed_hosts: Iterable[str],
-                 cors_origins: Iterable[str]) -> None:
+                 cors_origins: Iterable[str], limits: RateLimits) -> None:
+        self.limits = limits
         entries = [entry.strip().lower().rstrip(".") for entry in allowed_hosts]
         self.any_host = "*" in entries
         names = [entry.removeprefix("*") for entry in entries if entry != "*"]
@@ -80,7 +81,8 @@ class RequestGuards:
         self.any_origin = "*" in origins
         self.origins = frozenset(origins)
         # The same few Host headers arrive again and again: decide each once.
-        self._host_header_allowed = functools.lru_cache(maxsize=1024)(self.host_allowed)
+        self._host_header_allowed = functools.lru_cache(maxsize=1024)(
+            lambda header: self.host_allowed(self._host_of(header)))
 
     @staticmethod
     @functools.lru_cache(maxsize=1024)
@@ -104,8 +106,8 @@ class RequestGuards:
         header = request.headers.get("Host")
         if header is None:
             return  # HTTP/1.0 without Host: nothing a browser sends
-        host = self._host_of(header)
-        if not self._host_header_allowed(host):
+        if not self._host_header_allowed(header):
+            host = self._host_of(header)
             raise HOST_NOT_ALLOWED(
                 f"This server does not answer for the host '{host}' (a web page may be "
                 f"trying to reach it through its own name). If you use this name, start "
@@ -134,18 +136,22 @@ class RequestGuards:
             f"send no Origin header are not affected.")
 
     # -- all of them, in order -------------------------------------------
-    def check(self, request: web.Request) -> None:
-        """Raise the ApiError of the first guard ``request`` fails (see the module docstring)."""
+    def check(self, request: web.Request, page_trigger: bool) -> None:
+        """Raise the ApiError of the first guard ``request`` fails (see the module docstring).
+
+        ``page_trigger``: the request is a page URL that triggers (it publishes).
+        Not for ``/socket.io/`` requests: those pass :meth:`check_host` only.
+        """
         self.check_host(request)
-        publishing = publishes(request)
-        unrouted = request.match_info.http_exception is not None and not publishing
+        match_info = request.match_info
+        route = match_info.route.name
+        publishing = page_trigger or route in PUBLISHING_ROUTES
         method = request.method
-        if unrouted or method == "OPTIONS" or is_socketio(request):
+        if (match_info.http_exception is not None and not publishing) or method == "OPTIONS":
             return  # a 404/405 is answered as such
         if publishing or method not in SAFE_METHODS:
             self.check_site(request)
-        limits = request.app[RATE_LIMITS_KEY]
-        route = request.match_info.route.name
+        limits = self.limits
         if publishing:
             limits.publishing(client_address(request))
         elif route in LOOKUP_ROUTES:
@@ -169,12 +175,6 @@ class RequestGuards:
             f"'Content-Type: application/json' (got "
             f"{request.headers.get('Content-Type') or 'no Content-Type'}). With curl: "
             f"{JSON_EXAMPLE}.")
-
-
-def publishes(request: web.Request) -> bool:
-    """Whether ``request`` publishes (GET/HEAD triggers included)."""
-    route = request.match_info.route.name
-    return route in PUBLISHING_ROUTES or is_page_trigger(request)
 
 
 def secure(response: web.StreamResponse) -> None:

@@ -52,6 +52,9 @@ class Observer(Protocol):
     only its own bookkeeping, never the publish.
     """
 
+    def wants(self, event: Event) -> bool:
+        """Whether :meth:`observe` has anything to do with ``event`` (asked without an await)."""
+
     async def observe(self, event: Event, report: "DeliveryReport") -> None: ...
 
 
@@ -82,6 +85,12 @@ class BackgroundTransport(Protocol):
     """
 
     name: str
+
+    def wants(self, event: Event) -> bool:
+        """Whether ``event`` is for this transport at all (Web Push: it asked to be pushed).
+
+        Asked without an await: most publishes have nothing for it, and skip it.
+        """
 
     async def deliver(self, event: Event) -> int:
         """Queue ``event`` for this transport's recipients; return how many."""
@@ -187,11 +196,7 @@ class Hub:
         receipts = None
         if wait_ms is not None:
             receipts = self.receipts.track(event, report.listeners.get("socketio", 0))
-        for observer in self.observers:
-            await self._observe(observer, event, report)
-        for background in self.background_transports:
-            report.listeners[background.name] = await self._deliver_in_background(
-                background, event)
+        await self._after_live(event, report)
         self.metrics.published(way, started, report.listeners)
         self._log_published(report)
         if receipts is not None:
@@ -230,11 +235,7 @@ class Hub:
         if waiting is not None:
             self.receipts.expect(waiting, report.listeners.get("socketio", 0))  # type: ignore[attr-defined]
         await self.bus.delivered_here(published)
-        for observer in self.observers:
-            await self._observe(observer, event, report)
-        for background in self.background_transports:
-            report.listeners[background.name] = await self._deliver_in_background(
-                background, event)
+        await self._after_live(event, report)
         if idempotency_key is not None and report.extra:
             await self.bus.remember(channel, idempotency_key, report)
         # Live deliveries are counted where they happen (deliver, on every node).
@@ -276,6 +277,20 @@ class Hub:
                       f"listeners={report.total}", event_id=event.id, channel=masked)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("event %s on %s data=%r", event.id, event.channel, event.data)
+
+    async def _after_live(self, event: Event, report: DeliveryReport) -> None:
+        """Observers, then background transports, once live listeners have ``event``.
+
+        Each is asked first whether it wants the event, without an await: most
+        publishes are for none of them and cost no coroutine here.
+        """
+        for observer in self.observers:
+            if observer.wants(event):
+                await self._observe(observer, event, report)
+        listeners = report.listeners
+        for background in self.background_transports:
+            listeners[background.name] = (await self._deliver_in_background(background, event)
+                                          if background.wants(event) else 0)
 
     @staticmethod
     async def _observe(observer: Observer, event: Event, report: DeliveryReport) -> None:

@@ -64,9 +64,11 @@ class QueueObserver:
         self.clock = clock
         self._turns: dict[str, _Turn] = {}  # codes being written, one writer at a time
 
+    def wants(self, event: Event) -> bool:
+        """Alerts on a code with a queue; most publishes: no overlay ever opened one."""
+        return is_alert(event) and self.queues().may_have_queue(event.channel)
+
     async def observe(self, event: Event, report: DeliveryReport) -> None:
-        if not is_alert(event) or not self.queues().may_have_queue(event.channel):
-            return  # most publishes: no overlay ever opened a queue for the code
         turn = self._turns.get(event.channel)
         if turn is None:
             turn = self._turns[event.channel] = _Turn()

@@ -18,8 +18,10 @@ from ..receipts import MAX_WAIT_MS
 
 def idempotency_key(request: web.Request, body_value: Any = None) -> str | None:
     """The key from the header, else the query, else the body; each one given must be valid."""
-    given = [key for key in (request.headers.get("Idempotency-Key"),
-                             request.query.get("idempotency_key"), body_value) if key is not None]
+    header, in_query = request.headers.get("Idempotency-Key"), request.query.get("idempotency_key")
+    if header is None and in_query is None and body_value is None:
+        return None  # most publishes
+    given = [key for key in (header, in_query, body_value) if key is not None]
     for key in given:
         checked_idempotency_key(key)
     return given[0] if given else None
@@ -40,7 +42,10 @@ def wait_ms(request: web.Request, body_value: Any = None, *, strict: bool = True
     triggers) ignores a value that is not one: there every query parameter is
     also event data, and an old bot may send ``wait=soon``.
     """
-    given = [raw for raw in (request.query.get("wait"), body_value) if raw is not None]
+    in_query = request.query.get("wait")
+    if in_query is None and body_value is None:
+        return None  # most publishes
+    given = [raw for raw in (in_query, body_value) if raw is not None]
     chosen = None
     for raw in given:
         if isinstance(raw, float) and raw.is_integer():

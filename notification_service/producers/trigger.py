@@ -40,10 +40,13 @@ def wants_text(request: web.Request) -> bool:
     reply = request.query.get("reply")
     if reply is not None:
         return reply.lower() == "text"
-    accept = request.headers.get("Accept", "")
-    if accept.startswith("text/plain"):
+    headers = request.headers
+    if headers.get("Accept", "").startswith("text/plain"):
         return True
-    return any(header in request.headers for header in CHAT_BOT_HEADERS)
+    for header in CHAT_BOT_HEADERS:
+        if header in headers:
+            return True
+    return False
 
 
 def text_reply(sentence: str) -> web.Response:
@@ -125,8 +128,10 @@ def is_page_trigger(request: web.Request) -> bool:
 
     Such a request triggers (:func:`trigger`) instead of serving the page (frontdoor.py).
     """
-    return (request.method in ("GET", "HEAD") and "event" in request.query
-            and "code" in request.query and _is_page_request(request))
+    if request.method not in ("GET", "HEAD") or not _is_page_request(request):
+        return False  # decided without parsing the query: every API route, /notify too
+    query = request.query
+    return "event" in query and "code" in query
 
 
 def add_routes(app: web.Application) -> None:

@@ -81,6 +81,9 @@ class WebPushTransport:
         self._outcomes: OrderedDict[str, asyncio.Task[SendReport]] = OrderedDict()
         self._pending: set[asyncio.Task[SendReport]] = set()
 
+    def wants(self, event: Event) -> bool:
+        return bool(event.push)
+
     async def deliver(self, event: Event) -> int:
         if not event.push:
             return 0
