@@ -222,17 +222,22 @@ def _with_openssl(path: Path, action: str) -> str:
     """
     if "cryptography.hazmat.bindings._rust" in sys.modules:
         return application_server_key(_new_key(path) if action == "generate" else load_key(path))
-    done = subprocess.run([sys.executable, "-c", _CHILD, str(_PACKAGE_PARENT), action, str(path)],
-                          capture_output=True, text=True, timeout=120)
+    doing = "make" if action == "generate" else "read"
+    try:
+        done = subprocess.run([sys.executable, "-c", _CHILD, str(_PACKAGE_PARENT), action,
+                               str(path)], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as error:
+        raise VapidKeyError(f"Could not {doing} the VAPID key {path}: running {sys.executable} "
+                            f"failed ({error}).") from None
     lines = done.stdout.split()
     if done.returncode == 0 and len(lines) == 1 and _APPLICATION_SERVER_KEY.fullmatch(lines[0]):
         return lines[0]
     why = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
     if done.returncode == 2:  # the child's VapidKeyError: already the sentence to show
         raise VapidKeyError(why)
-    raise VapidKeyError(f"Could not {'make' if action == 'generate' else 'read'} the VAPID key "
-                        f"{path} with {sys.executable} ({why}): check that the cryptography "
-                        f"and py-vapid packages are installed.")
+    hint = (": install the cryptography and py-vapid packages" if "ModuleNotFoundError" in why
+            else "")
+    raise VapidKeyError(f"Could not {doing} the VAPID key {path} ({why}){hint}.")
 
 
 def child_main(argv: Sequence[str]) -> None:
