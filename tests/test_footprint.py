@@ -3,6 +3,7 @@ no library imported that a default single-node server does not use yet."""
 
 from __future__ import annotations
 
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +18,30 @@ def children(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
 
 
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+
+
 async def test_a_started_server_runs_no_worker_process(spawn):
     """The Web Push encryption pool (and multiprocessing's resource tracker) waits for a fan-out."""
     node = await spawn()
     assert children(node.pid) == []
+
+
+MAX_RSS_AT_START_MB = 52
+"""About 46 MB measured (bench/fanout.py, Python 3.11, Linux x86-64); Node socket.io 4.8: 55."""
+
+
+async def test_a_started_server_stays_under_its_memory_budget(spawn):
+    """Once with a key to make (a child process makes it), once with the key on disk."""
+    first = await spawn()
+    assert children(first.pid) == []  # the key's child process is gone
+    assert rss_mb(first.pid) < MAX_RSS_AT_START_MB
+    await first.stop()
+    again = await spawn("--data-dir", str(first.folder / "data"), "--logfile",
+                        str(first.folder / "again.log"), own_locations=False)
+    assert rss_mb(again.pid) < MAX_RSS_AT_START_MB
 
 
 def test_the_lazy_pool_starts_its_processes_on_first_use():
@@ -43,18 +64,25 @@ def test_settling_after_start_up_freezes_and_raises_the_thresholds():
     assert out == ["True", "True"]
 
 
-NOT_AT_START = ("redis", "valkey", "prometheus_client", "jwt")
-"""Imported on first use only: --redis-url, the first /metrics scrape, the first JWT."""
+def test_settling_gives_freed_heap_back_where_glibc_can():
+    from notification_service import gctuning
+    assert gctuning.give_back_freed_memory() == (platform.libc_ver()[0] == "glibc")
+
+
+NOT_AT_START = ("redis", "valkey", "prometheus_client", "jwt", "asyncpg", "cryptography",
+                "py_vapid", "multiprocessing")
+"""Imported on first use only: --redis-url, the first /metrics scrape, the first JWT,
+--database-url, the first Web Push subscription or push, the first large fan-out."""
 
 STARTED_SERVER_MODULES = """
-import asyncio, sys, tempfile
+import asyncio, sys
 from aiohttp import web
 from notification_service.app import create_app
 from notification_service.config import settings_from_args
 
 async def main():
     settings = settings_from_args(["-p", "0", "-f", "", "-l", "WARNING",
-                                   "--data-dir", tempfile.mkdtemp()])
+                                   "--data-dir", sys.argv[1]])
     runner = web.AppRunner(create_app(settings))
     await runner.setup()  # start-up and cleanup contexts: stores open, VAPID key made
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -66,13 +94,17 @@ asyncio.run(main())
 """
 
 
-def test_a_default_server_imports_no_redis_metrics_or_jwt_library_at_start():
-    """In a fresh process: the test process itself has imported them long ago."""
-    out = subprocess.run([sys.executable, "-c", STARTED_SERVER_MODULES], cwd=PROJECT_ROOT,
-                         capture_output=True, text=True, timeout=120, check=True).stdout
-    loaded = set(out.split())
-    assert "aiohttp" in loaded and "socketio" in loaded  # the script did start a server
-    assert loaded.isdisjoint(NOT_AT_START), sorted(loaded & set(NOT_AT_START))
+def test_a_default_server_imports_no_redis_postgres_openssl_or_jwt_library_at_start(tmp_path):
+    """In a fresh process (the test process has imported them long ago): once making the
+    VAPID key, once reading it."""
+    for start in ("key made", "key read"):
+        out = subprocess.run([sys.executable, "-c", STARTED_SERVER_MODULES, str(tmp_path)],
+                             cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120,
+                             check=True).stdout
+        loaded = set(out.split())
+        assert "aiohttp" in loaded and "socketio" in loaded  # the script did start a server
+        assert loaded.isdisjoint(NOT_AT_START), (start, sorted(loaded & set(NOT_AT_START)))
+    assert (tmp_path / "vapid_private.pem").is_file()
 
 
 def test_python_socketio_loads_its_redis_managers_on_first_use():

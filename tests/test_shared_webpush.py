@@ -126,8 +126,11 @@ async def test_on_redis_alone_another_vapid_key_is_a_warning(redis_server, vapid
     """Without PostgreSQL each node sends to its own subscriptions: it starts, and says so."""
     await spawn("--redis-url", redis_server.url, "--vapid-key", str(vapid_file))
     other = await spawn("--redis-url", redis_server.url)
-    log = other.logfile.read_text()
-    assert "differs from the one the other nodes use" in log and "WARNING" in log
+
+    async def warned() -> bool:  # the log writer writes a batch every 50 ms
+        log = other.logfile.read_text()
+        return "differs from the one the other nodes use" in log and "WARNING" in log
+    await until(warned)
 
 
 async def _blocked_on(client, stream: str) -> bool:

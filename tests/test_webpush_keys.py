@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 import subprocess
@@ -101,3 +102,80 @@ def test_vapid_command_runs_from_the_entry_script(tmp_path):
                            "--data-dir", str(tmp_path), "--generate"],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and len(done.stdout.strip()) == 87
+
+
+# -- start-up reads the key without OpenSSL --------------------------------------------
+def pem(key, private_format) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+    return key.private_bytes(serialization.Encoding.PEM, private_format,
+                             serialization.NoEncryption())
+
+
+def test_start_up_reads_the_public_key_the_way_openssl_does():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    for _ in range(20):
+        key = ec.generate_private_key(ec.SECP256R1())
+        public = key.public_key().public_bytes(serialization.Encoding.X962,
+                                               serialization.PublicFormat.UncompressedPoint)
+        for form in (serialization.PrivateFormat.PKCS8,  # what we write
+                     serialization.PrivateFormat.TraditionalOpenSSL):  # openssl ecparam -genkey
+            assert keys.public_point_in_pem(pem(key, form)) == public
+
+
+def test_start_up_refuses_what_is_not_a_p256_private_key():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    pkcs8 = serialization.PrivateFormat.PKCS8
+    good = pem(ec.generate_private_key(ec.SECP256R1()), pkcs8)
+    lines = good.splitlines()
+    der = bytearray(base64.b64decode(b"".join(lines[1:-1])))
+    der[-1] ^= 1  # the last byte of the public point's y
+    moved = b"\n".join([lines[0], base64.encodebytes(bytes(der)).strip(), lines[-1]])
+    for data, reason in [
+            (pem(ec.generate_private_key(ec.SECP384R1()), pkcs8), "not on the P-256 curve"),
+            (pem(rsa.generate_private_key(65537, 2048), pkcs8), "not an elliptic-curve key"),
+            (moved, "not a point on P-256"),
+            (b"-----BEGIN PRIVATE KEY-----\ngarbage\n", "END PRIVATE KEY"),
+            (good.replace(b"BEGIN", b"BEGIN ENCRYPTED"), "BEGIN PRIVATE KEY"),
+            (bytes(range(256)), "not text")]:
+        with pytest.raises(ValueError, match=reason):
+            keys.public_point_in_pem(data)
+
+
+def test_a_key_without_its_public_half_is_read_by_openssl(tmp_path):
+    """``openssl ec -no_public`` writes such files: the public point must be derived."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from py_vapid import Vapid02
+    vapid = Vapid02(ec.generate_private_key(ec.SECP256R1()))
+    no_public = bytes.fromhex("3031020101")  # ECPrivateKey, version 1, then the bare scalar
+    no_public += b"\x04\x20" + vapid.private_key.private_numbers().private_value.to_bytes(32, "big")
+    no_public += bytes.fromhex("a00a06082a8648ce3d030107")  # [0] prime256v1
+    path = tmp_path / "no-public.pem"
+    path.write_bytes(b"-----BEGIN EC PRIVATE KEY-----\n" + base64.encodebytes(no_public)
+                     + b"-----END EC PRIVATE KEY-----\n")
+    assert keys.public_point_in_pem(path.read_bytes()) is None
+    assert keys.server_key(tmp_path, path).public_key == keys.application_server_key(vapid)
+
+
+def test_a_server_process_makes_and_reads_its_key_without_loading_openssl(tmp_path):
+    """The key is made by a child process, in the format and mode the key commands use."""
+    script = ("import sys; from pathlib import Path; "
+              "from notification_service.webpush import keys; "
+              "made = keys.server_key(Path(sys.argv[1]), None); "
+              "read = keys.server_key(Path(sys.argv[1]), None); "
+              "print(made.public_key, read == made, 'cryptography' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=PROJECT_ROOT,
+                         capture_output=True, text=True, timeout=60, check=True).stdout.split()
+    loaded = keys.load_key(tmp_path / keys.PRIVATE_KEY_FILE)
+    assert out == [keys.application_server_key(loaded), "True", "False"]
+    if os.name == "posix":
+        assert stat.S_IMODE((tmp_path / keys.PRIVATE_KEY_FILE).stat().st_mode) == 0o600
+
+
+def test_the_first_push_refuses_a_key_file_replaced_since_start(tmp_path):
+    started = keys.server_key(tmp_path, None)
+    assert keys.application_server_key(started.load()) == started.public_key
+    keys.rotate_key(started.path)
+    with pytest.raises(keys.VapidKeyError, match="restart the server"):
+        started.load()

@@ -14,13 +14,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
-import asyncpg
 from aiohttp import web
 
 from ..errors import DATABASE_UNAVAILABLE, StartupError
+
+if TYPE_CHECKING:  # imported on first use: a server without --database-url never loads it (10 MB)
+    import asyncpg
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,12 @@ MIGRATION_LOCK = 0x6E6F7469  # "noti"
 POOL_MIN, POOL_MAX = 1, 10
 
 
-OUTAGES = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
-           asyncpg.exceptions.OperatorInterventionError,
-           asyncpg.exceptions.InsufficientResourcesError, asyncpg.InterfaceError)
-"""What PostgreSQL going away (down, restarting, out of connections) raises, as opposed to a query's error."""
+def outages() -> tuple[type[BaseException], ...]:
+    """What PostgreSQL going away (down, restarting, out of connections) raises, as opposed to a query's error."""
+    import asyncpg
+    return (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError,
+            asyncpg.exceptions.OperatorInterventionError,
+            asyncpg.exceptions.InsufficientResourcesError, asyncpg.InterfaceError)
 
 Result = TypeVar("Result")
 
@@ -55,7 +59,7 @@ def answered_when_down(what: str) -> Callable[[Callable[..., Awaitable[Result]]]
         async def call(*arguments: Any, **keywords: Any) -> Result:
             try:
                 return await method(*arguments, **keywords)
-            except OUTAGES as error:
+            except outages() as error:  # evaluated only when something was raised
                 log.warning("PostgreSQL does not answer (%s: %s)", type(error).__name__, error)
                 raise DATABASE_UNAVAILABLE(f"The {what} are in PostgreSQL, which does not "
                                            f"answer; try again.") from None
@@ -113,6 +117,7 @@ class Database:
         return self._pool
 
     async def open(self) -> None:
+        import asyncpg
         try:
             self._pool = await asyncpg.create_pool(self.url, min_size=POOL_MIN,
                                                    max_size=POOL_MAX)

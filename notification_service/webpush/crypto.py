@@ -3,22 +3,26 @@
 The one encryption path the sender, the benchmark and the RFC 8291 Appendix A
 test all use. It is pure CPU (about 0.13 ms a message): callers decide where
 it runs (inline between awaits, or in worker processes for large fan-outs),
-so nothing here does I/O or touches the event loop.
+so nothing here does I/O or touches the event loop. cryptography (OpenSSL,
+about 9 MB of RSS) and multiprocessing are imported on the first encryption
+and the first worker pool, never on import: a server that sends no push
+never loads them.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
-import multiprocessing
 import os
 import struct
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from typing import Any, Callable
+from concurrent.futures import Executor, Future
+from typing import TYPE_CHECKING, Any, Callable
 
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 RECORD_SIZE = 4096
 """One record: push services must accept a 4,096-byte body (RFC 8030 section 7.2)."""
@@ -27,10 +31,18 @@ MAX_PLAINTEXT_BYTES = 3993
 padding delimiter (1) and AEAD tag (16): the most a message can carry."""
 AUTH_SECRET_BYTES = 16
 PUBLIC_KEY_BYTES = 65
-_CURVE = ec.SECP256R1()
-_ECDH = ec.ECDH()
 # record size, then the key id length: the key id is the sender's public key
 _HEADER_MIDDLE = struct.pack("!IB", RECORD_SIZE, PUBLIC_KEY_BYTES)
+
+
+@functools.cache
+def _primitives() -> tuple[Any, ...]:
+    """cryptography's P-256 key type, curve, ECDH, AES-GCM and point format, imported once."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    return (ec, ec.SECP256R1(), ec.ECDH(), AESGCM, Encoding.X962,
+            PublicFormat.UncompressedPoint)
 
 
 def b64url_decode(value: str) -> bytes:
@@ -58,12 +70,13 @@ def encrypt(plaintext: bytes, p256dh: bytes, auth: bytes, *,
     """
     if len(plaintext) > MAX_PLAINTEXT_BYTES:
         raise ValueError(f"{len(plaintext)} bytes of message; at most {MAX_PLAINTEXT_BYTES} fit.")
+    ec, curve, ecdh, aesgcm, x962, uncompressed = _primitives()
     if server_key is None:
-        server_key = ec.generate_private_key(_CURVE)
+        server_key = ec.generate_private_key(curve)
     if salt is None:
         salt = os.urandom(16)
-    shared = server_key.exchange(_ECDH, ec.EllipticCurvePublicKey.from_encoded_point(_CURVE, p256dh))
-    as_public = server_key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    shared = server_key.exchange(ecdh, ec.EllipticCurvePublicKey.from_encoded_point(curve, p256dh))
+    as_public = server_key.public_key().public_bytes(x962, uncompressed)
     # RFC 8291 section 3.4: IKM = HKDF(auth, ECDH, "WebPush: info" || 0 || ua_public || as_public, 32)
     ikm = _hmac(_hmac(auth, shared), b"WebPush: info\x00" + p256dh + as_public + b"\x01")
     # RFC 8188 section 2.2/2.3: content key and nonce from HKDF(salt, IKM)
@@ -71,7 +84,7 @@ def encrypt(plaintext: bytes, p256dh: bytes, auth: bytes, *,
     key = _hmac(prk, b"Content-Encoding: aes128gcm\x00\x01")[:16]
     nonce = _hmac(prk, b"Content-Encoding: nonce\x00\x01")[:12]
     # the only record is the last one: delimiter 2, no padding; sequence number 0 leaves nonce as is
-    ciphertext = AESGCM(key).encrypt(nonce, plaintext + b"\x02", None)
+    ciphertext = aesgcm(key).encrypt(nonce, plaintext + b"\x02", None)
     return salt + _HEADER_MIDDLE + as_public + ciphertext
 
 
@@ -114,6 +127,8 @@ class LazyProcessPool(Executor):
         if self._shut_down:
             raise RuntimeError("cannot schedule new futures after shutdown")
         if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
             # spawn, not fork: the parent has threads (the store's) and a running loop,
             # and spawn is what Windows and macOS do anyway.
             self._pool = ProcessPoolExecutor(

@@ -22,15 +22,17 @@ import ssl
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import aiohttp
-from py_vapid import Vapid02
 
 from ..metrics import Metrics
 from . import crypto
 from .endpoints import EndpointPolicy, EndpointRefused, origin
 from .store import Outcomes, Subscription, SubscriptionStore
+
+if TYPE_CHECKING:
+    from py_vapid import Vapid02
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +114,16 @@ class SendReport:
 class VapidHeaders:
     """``Authorization: vapid t=<JWT>,k=<key>`` per push-service origin, signed once.
 
-    :param vapid: the server's key.
+    :param vapid: the server's key, or what loads it (:meth:`.keys.ServerKey.load`) on
+        the first signature: py-vapid and OpenSSL wait until a push is sent.
     :param subject: ``mailto:`` or ``https:`` contact (already validated).
     :param clock: Unix time source, replaceable in tests.
     """
 
-    def __init__(self, vapid: Vapid02, subject: str, clock: Callable[[], float] = time.time) -> None:
-        self.vapid = vapid
+    def __init__(self, vapid: Vapid02 | Callable[[], Vapid02], subject: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._load = vapid if callable(vapid) else lambda: vapid
+        self._vapid: Vapid02 | None = None
         self.subject = subject
         self.clock = clock
         self.signatures = 0  # how many JWTs were signed: tests check the cache with it
@@ -130,8 +135,10 @@ class VapidHeaders:
         if cached is not None and cached[1] - now > VAPID_RENEW_BEFORE:
             return cached[0]
         expires = int(now) + VAPID_LIFETIME
+        if self._vapid is None:  # a key that fails to load fails this push, and is tried again
+            self._vapid = self._load()
         # A fresh dict per signature: py-vapid must never see a shared claims dict.
-        value = self.vapid.sign({"aud": audience, "exp": expires, "sub": self.subject})["Authorization"]
+        value = self._vapid.sign({"aud": audience, "exp": expires, "sub": self.subject})["Authorization"]
         self.signatures += 1
         self._cache[audience] = (value, float(expires))
         return value

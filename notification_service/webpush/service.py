@@ -1,6 +1,6 @@
 """Web Push wired into an aiohttp app: keys at start, store and session in cleanup_ctx.
 
-:func:`install` loads (or makes, once) the VAPID key, builds the store, sender,
+:func:`install` checks (or makes, once) the VAPID key, builds the store, sender,
 transport and Python API, registers the transport with the Hub and opens and
 closes their resources with the app. It adds no routes (see :mod:`.routes`).
 With ``--database-url`` the subscriptions live in PostgreSQL (:mod:`.postgres`)
@@ -67,7 +67,7 @@ def install(app: web.Application, settings: Settings, hub: Hub) -> WebPush:
     Raises :class:`~.keys.VapidKeyError` for a configured key that does not
     exist and ValueError for a malformed subject: both must stop the start.
     """
-    vapid = keys.load_or_create(settings.data_dir, settings.vapid_key)
+    key = keys.server_key(settings.data_dir, settings.vapid_key)  # without loading OpenSSL
     subject = settings.vapid_subject
     if subject is None:
         log.warning("no --vapid-subject set: using %s; Apple and Mozilla want a real contact "
@@ -83,19 +83,19 @@ def install(app: web.Application, settings: Settings, hub: Hub) -> WebPush:
     else:
         store = SqliteSubscriptionStore(settings.data_dir / DATABASE_FILE, store_limits(settings))
     sender = WebPushSender(
-        VapidHeaders(vapid, subject), policy, store,
+        VapidHeaders(key.load, subject), policy, store,
         concurrency=settings.webpush_concurrency, timeout=settings.webpush_timeout,
         max_retries=settings.webpush_retries, retry_base_delay=settings.webpush_retry_base_delay,
         max_retry_delay=settings.webpush_max_retry_delay, metrics=hub.metrics)
     transport = WebPushTransport(store, sender)
     hub.add_background_transport(transport)
-    public_key = keys.application_server_key(vapid)
+    public_key = key.public_key
     pusher = Pusher(hub, transport, store, policy, public_key)
     webpush = WebPush(public_key, policy, store, sender, transport, pusher)
     app[WEBPUSH_KEY] = webpush
     app[PUSHER_KEY] = pusher
 
-    key_file = settings.vapid_key or keys.default_key_path(settings.data_dir)
+    key_file = key.path
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await store.open()

@@ -14,7 +14,6 @@ import re
 from typing import Any, Mapping
 
 import orjson
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from .crypto import AUTH_SECRET_BYTES, PUBLIC_KEY_BYTES, b64url_decode, b64url_encode
 from .endpoints import EndpointPolicy, EndpointRefused
@@ -49,6 +48,7 @@ def parse_subscription(value: str | bytes | Mapping[str, Any], policy: EndpointP
     if public[0] != 4:
         raise INVALID_SUBSCRIPTION("keys.p256dh must be an uncompressed P-256 point "
                                    "(65 bytes starting with 0x04).")
+    from cryptography.hazmat.primitives.asymmetric import ec  # OpenSSL: on the first subscription
     try:
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), public)
     except ValueError:
