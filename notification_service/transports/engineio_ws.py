@@ -147,6 +147,39 @@ class WriteBatch:
             socket.flush()
 
 
+class DirectWebSocketResponse(web.WebSocketResponse):
+    """An aiohttp WebSocket served after its handler returned, from ``write_eof``.
+
+    aiohttp keeps every coroutine of a request's handler chain suspended for as
+    long as the handler runs: for a WebSocket, its whole life. Here that chain
+    is the app's handler, its middlewares, engine.io's request handling (with
+    its parsed query) and the WebSocket wrapper: seven coroutines and what they
+    hold, about 2.5 KB a connection. So the wrapper returns this response once
+    the WebSocket is open, and aiohttp's ``finish_response`` calls
+    :meth:`write_eof`, which serves the socket; aiohttp still owns the
+    connection throughout (its request task, shutdown, the connection cap) and
+    writes its access log line when the WebSocket ends, as before.
+    """
+
+    _served: tuple[DirectSocket, str] | None = None
+
+    def serve_after_handler(self, socket: DirectSocket, peer: str) -> None:
+        """Serve ``socket`` (from ``peer``) over this WebSocket once the handler has returned."""
+        self._served = (socket, peer)
+
+    async def write_eof(self) -> None:  # type: ignore[override]
+        served, self._served = self._served, None
+        if served is not None:
+            socket, _peer = served
+            try:
+                await socket.serve_websocket(self, _peer)
+            finally:
+                # what engine.io does once the handler it awaited returns
+                if socket.closed and socket.server.sockets.get(socket.sid) is socket:
+                    del socket.server.sockets[socket.sid]
+        await super().write_eof()
+
+
 class DirectSocket(async_socket.AsyncSocket):
     """An engine.io socket that writes its WebSocket frames itself (see the module docstring).
 
