@@ -69,15 +69,14 @@ class UncompressedWebSocket(engineio_aiohttp.WebSocket):
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
         request = environ["aiohttp.request"]
-        sock = DirectWebSocketResponse(max_msg_size=self.server.max_http_buffer_size,
-                                       compress=False)
-        await sock.prepare(request)
-        forget_request_headers(environ)
         socket = self.handler.__self__  # python-engineio hands over its socket's handler
         if not isinstance(socket, DirectSocket):  # upgrading from polling
             socket.__class__ = DirectSocket
+        sock = DirectWebSocketResponse(socket, client_address(request),
+                                       max_msg_size=self.server.max_http_buffer_size)
+        await sock.prepare(request)
+        forget_request_headers(environ)
         # served once this handler chain has returned (see DirectWebSocketResponse)
-        sock.serve_after_handler(socket, client_address(request))
         return sock
 
 
