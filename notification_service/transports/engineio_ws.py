@@ -39,6 +39,7 @@ import asyncio
 import logging
 import struct
 import time
+from collections import deque
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -177,6 +178,16 @@ class FrameSink(WebSocketDataQueue):
         self.socket.broken(exc)
 
 
+NO_REQUESTS: tuple[()] = ()
+"""Stands in for aiohttp's queue of parsed requests while a connection speaks WebSocket.
+
+Once a parser for WebSocket frames is set, aiohttp parses no more HTTP
+requests on the connection, yet its empty ``deque`` of them (760 bytes) stays
+for the connection's life. An empty tuple is as empty, and anything appending
+to it would fail loudly; a deque is put back when the WebSocket ends, before
+aiohttp looks at it again."""
+
+
 class DirectWebSocketResponse(web.WebSocketResponse):
     """An aiohttp WebSocket whose frames go to a :class:`DirectSocket` as they are parsed.
 
@@ -191,6 +202,8 @@ class DirectWebSocketResponse(web.WebSocketResponse):
     throughout: its request task, closing the transport when that task ends,
     shutdown, the connection cap, the access log line when the WebSocket ends.
     """
+
+    _http: Any = None  # aiohttp's protocol, while NO_REQUESTS stands in for its queue
 
     def __init__(self, socket: DirectSocket, peer: str, *, max_msg_size: int) -> None:
         super().__init__(max_msg_size=max_msg_size, compress=False)
@@ -208,6 +221,9 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         self._socket.open_websocket(writer.transport, request.protocol, self._peer)
         request.protocol.set_parser(self._parser)  # what arrived with the upgrade is fed now
         request.protocol.keep_alive(False)
+        if not request.protocol._messages:
+            self._http = request.protocol
+            self._http._messages = NO_REQUESTS
 
     async def write_eof(self) -> None:  # type: ignore[override]
         if self._eof_sent:
@@ -215,7 +231,13 @@ class DirectWebSocketResponse(web.WebSocketResponse):
         self._eof_sent = True
         self._set_closed()
         socket = self._socket
-        await socket.served()
+        try:
+            if socket.ended is not None:
+                await socket.ended  # the one thing an open WebSocket's request task waits on
+            await socket.websocket_ended()
+        finally:
+            if self._http is not None and self._http._messages is NO_REQUESTS:
+                self._http._messages = deque()
         # what engine.io does once the handler it awaited returns
         if socket.server.sockets.get(socket.sid) is socket:
             del socket.server.sockets[socket.sid]
@@ -240,7 +262,7 @@ class DirectSocket(async_socket.AsyncSocket):
     _protocol: Any = None
     _pending: list[bytes] | None = None  # frames of this iteration (see WriteBatch)
     _pending_bytes: int = 0
-    _ended: asyncio.Future[None] | None = None  # done once the WebSocket has ended
+    ended: asyncio.Future[None] | None = None  # done once the WebSocket has ended
     _upgrade_to: tuple[asyncio.Transport, Any] | None = None  # while probing an upgrade
     _probed: bool = False
     _inbox: list[str] | None = None  # socket.io packets waiting behind the one being handled
@@ -393,7 +415,7 @@ class DirectSocket(async_socket.AsyncSocket):
     def open_websocket(self, transport: asyncio.Transport, protocol: Any, peer: str) -> None:
         """The WebSocket is open: what the client sends now arrives in :meth:`received`."""
         self.peer = peer
-        self._ended = asyncio.get_running_loop().create_future()
+        self.ended = asyncio.get_running_loop().create_future()
         if self.connected:  # upgrading from polling: engine.io's probe, then UPGRADE
             self.upgrading = True
             self._upgrade_to = (transport, protocol)
@@ -420,10 +442,8 @@ class DirectSocket(async_socket.AsyncSocket):
             if pkt is not None:
                 self.write(packet_frame(pkt))
 
-    async def served(self) -> None:
-        """Wait until the WebSocket has ended, then close the socket (engine.io's disconnect)."""
-        if self._ended is not None:
-            await self._ended
+    async def websocket_ended(self) -> None:
+        """The WebSocket has ended (:attr:`ended`): close the socket (engine.io's disconnect)."""
         if self._inbox_task is not None:  # the message being handled finishes first
             await asyncio.wait((self._inbox_task,))
         if self._drainer is not None:
@@ -436,8 +456,8 @@ class DirectSocket(async_socket.AsyncSocket):
     def finished(self) -> None:
         """The WebSocket has ended (the connection is gone, or is closing): stop reading."""
         self._inbox = None
-        if self._ended is not None and not self._ended.done():
-            self._ended.set_result(None)
+        if self.ended is not None and not self.ended.done():
+            self.ended.set_result(None)
 
     def broken(self, error: BaseException) -> None:
         """aiohttp's parser refused what the client sent (a protocol error, a message too large)."""
@@ -448,7 +468,7 @@ class DirectSocket(async_socket.AsyncSocket):
 
     def received(self, message: Any) -> None:
         """One WebSocket message from the client, as aiohttp's parser hands it over."""
-        if self._ended is None or self._ended.done():
+        if self.ended is None or self.ended.done():
             return
         kind = message.type
         if kind is WSMsgType.TEXT:
