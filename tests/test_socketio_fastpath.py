@@ -18,7 +18,7 @@ from notification_service.transports.engineio_ws import DirectSocket
 
 from .support import WAIT
 from .test_socketio_bounds import SMALL_BUFFER, direct_sockets, until
-from .wsclient import RawSocketIO
+from .wsclient import RawSocketIO, client_frame
 
 
 async def test_a_page_upgraded_from_polling_gets_every_event_in_order(server):
@@ -85,3 +85,25 @@ async def test_pings_keep_a_quiet_page_and_drop_a_silent_client(server):
     await asyncio.sleep(3)  # three more ping intervals: the page answers each one
     assert client.connected and len(eio.sockets) == 1
     await client.disconnect()
+
+
+async def test_the_socket_reads_its_frames_in_order_and_answers_pings_and_close_frames(server):
+    """Frames reach the socket as they are parsed (no read loop): what aiohttp's own did still holds."""
+    eio = server.app[SOCKETIO_KEY].sio.eio
+    client = await RawSocketIO.connect(server.port, namespace_connect=False)
+    # one write: CONNECT (its handler awaits), an event right behind it, a ping
+    client.writer.write(client_frame(b"40") + client_frame(b'421["subscribe","news"]')
+                        + client_frame(b"are you there", opcode=0x9))
+    seen = []
+    while not seen or not seen[-1].startswith("431"):
+        message = await client.receive()
+        assert message is not None, seen
+        seen.append(message)
+    assert "are you there" in seen  # the pong, with the ping's payload
+    texts = [message for message in seen if message != "are you there"]
+    assert [text[:10] for text in texts] == ['40{"sid":"', '42["WELCOM', '431[{"ok":']
+    assert json.loads(texts[-1][3:]) == [{"ok": True, "channel": "news"}]
+    client.writer.write(client_frame(b"\x03\xe8", opcode=0x8))  # close, 1000
+    assert await client.receive() is None  # answered with a close frame
+    await until(lambda: not eio.sockets)
+    client.close()
