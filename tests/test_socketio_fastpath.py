@@ -107,3 +107,15 @@ async def test_the_socket_reads_its_frames_in_order_and_answers_pings_and_close_
     assert await client.receive() is None  # answered with a close frame
     await until(lambda: not eio.sockets)
     client.close()
+
+
+async def test_a_client_sending_faster_than_its_packets_are_handled_is_paused_then_resumed(server):
+    """2 MB of packets in one write: reading pauses past 128 KiB waiting, every packet is handled."""
+    client = await RawSocketIO.connect(server.port)
+    [socket] = direct_sockets(server)
+    packet = client_frame(("42" + json.dumps(["RECEIVED", {"id": "x", "pad": "z" * 4000}])).encode())
+    client.writer.write(packet * 500 + client_frame(b'427["subscribe","news"]'))
+    answer = await client.until("437")  # handled after the 500 before it
+    assert json.loads(answer[3:]) == [{"ok": True, "channel": "news"}]
+    assert socket._protocol._reading_paused is False and socket._inbox is None
+    client.close()
