@@ -103,7 +103,8 @@ def test_python_socketio_loads_its_redis_managers_on_first_use():
 IDLE_LISTENERS = 1000
 IDLE_BYTES_PER_LISTENER = 15 * 1024
 """Measured here: 12.2 KB (19.3 KB while a WebSocket kept its request's handler chain
-suspended); bench/fanout.py measures 13.1 KB at 1,000 and 13.5 KB at 5,000 (Node socket.io 4.8: 18.9)."""
+suspended); bench/fanout.py measures 13.1 KB at 1,000 and 13.5 KB at 5,000 (Node socket.io
+4.8: 18.9 KB at 5,000)."""
 
 
 async def listen(http: aiohttp.ClientSession, url: str) -> aiohttp.ClientWebSocketResponse:

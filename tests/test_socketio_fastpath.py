@@ -88,7 +88,7 @@ async def test_pings_keep_a_quiet_page_and_drop_a_silent_client(server):
 
 
 async def test_the_socket_reads_its_frames_in_order_and_answers_pings_and_close_frames(server):
-    """Frames reach the socket as they are parsed (no read loop): what aiohttp's own did still holds."""
+    """Frames reach the socket as they are parsed (no read loop); what aiohttp's loop did holds."""
     eio = server.app[SOCKETIO_KEY].sio.eio
     client = await RawSocketIO.connect(server.port, namespace_connect=False)
     # one write: CONNECT (its handler awaits), an event right behind it, a ping
@@ -110,10 +110,11 @@ async def test_the_socket_reads_its_frames_in_order_and_answers_pings_and_close_
 
 
 async def test_a_client_sending_faster_than_its_packets_are_handled_is_paused_then_resumed(server):
-    """2 MB of packets in one write: reading pauses past 128 KiB waiting, every packet is handled."""
+    """2 MB of packets in one write: reading pauses past 128 KiB waiting; every one is handled."""
     client = await RawSocketIO.connect(server.port)
     [socket] = direct_sockets(server)
-    packet = client_frame(("42" + json.dumps(["RECEIVED", {"id": "x", "pad": "z" * 4000}])).encode())
+    event = json.dumps(["RECEIVED", {"id": "x", "pad": "z" * 4000}])
+    packet = client_frame(("42" + event).encode())
     client.writer.write(packet * 500 + client_frame(b'427["subscribe","news"]'))
     answer = await client.until("437")  # handled after the 500 before it
     assert json.loads(answer[3:]) == [{"ok": True, "channel": "news"}]
