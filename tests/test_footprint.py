@@ -1,12 +1,16 @@
 """What a server costs before anyone connects: no worker process, a settled collector,
-no library imported that a default single-node server does not use yet."""
+no library imported that a default single-node server does not use yet; and what each
+idle WebSocket listener adds."""
 
 from __future__ import annotations
 
+import asyncio
 import platform
 import subprocess
 import sys
 from pathlib import Path
+
+import aiohttp
 
 from notification_service.config import PROJECT_ROOT
 from notification_service.webpush import crypto
@@ -18,9 +22,12 @@ def children(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
 
 
-def rss_mb(pid: int) -> float:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(status.split("VmRSS:")[1].split()[0]) / 1024
+def rss(pid: int) -> int:
+    """Resident memory of process ``pid``, in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
 
 
 async def test_a_started_server_runs_no_worker_process(spawn):
@@ -37,11 +44,11 @@ async def test_a_started_server_stays_under_its_memory_budget(spawn):
     """Once with a key to make (a child process makes it), once with the key on disk."""
     first = await spawn()
     assert children(first.pid) == []  # the key's child process is gone
-    assert rss_mb(first.pid) < MAX_RSS_AT_START_MB
+    assert rss(first.pid) / 2**20 < MAX_RSS_AT_START_MB
     await first.stop()
     again = await spawn("--data-dir", str(first.folder / "data"), "--logfile",
                         str(first.folder / "again.log"), own_locations=False)
-    assert rss_mb(again.pid) < MAX_RSS_AT_START_MB
+    assert rss(again.pid) / 2**20 < MAX_RSS_AT_START_MB
 
 
 def test_the_lazy_pool_starts_its_processes_on_first_use():
@@ -118,3 +125,44 @@ def test_python_socketio_loads_its_redis_managers_on_first_use():
     out = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True,
                          text=True, timeout=60, check=True).stdout.split()
     assert out == ["False", "RedisManager", "True", "True"]
+
+
+IDLE_LISTENERS = 1000
+IDLE_BYTES_PER_LISTENER = 15 * 1024
+"""Measured here: 12.2 KB (19.3 KB while a WebSocket kept its request's handler chain
+suspended); bench/fanout.py measures 13.1 KB at 1,000 and 13.5 KB at 5,000 (Node socket.io
+4.8: 18.9 KB at 5,000)."""
+
+
+async def listen(http: aiohttp.ClientSession, url: str) -> aiohttp.ClientWebSocketResponse:
+    """A raw engine.io/socket.io WebSocket listener, connected and joined (``?code=``)."""
+    ws = await http.ws_connect(url, max_msg_size=0)
+    assert (await ws.receive(timeout=WAIT)).data.startswith("0")  # engine.io OPEN
+    await ws.send_str("40")
+    assert (await ws.receive(timeout=WAIT)).data.startswith("40")  # socket.io CONNECT
+    assert '"WELCOME"' in (await ws.receive(timeout=WAIT)).data
+    return ws
+
+
+async def test_an_idle_websocket_listener_costs_the_server_under_15_kb(spawn):
+    """RSS growth of a server process with 1,000 idle listeners after one event reached all."""
+    node = await spawn("--max-connections-per-address", "100000", "--lookup-rate", "off")
+    url = node.url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket&code=idle"
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        first = await listen(http, url)  # what the first listener alone loads and caches
+        before = rss(node.pid)
+        gate = asyncio.Semaphore(100)
+
+        async def one() -> aiohttp.ClientWebSocketResponse:
+            async with gate:
+                return await listen(http, url)
+
+        listeners = [first, *await asyncio.gather(*(one() for _ in range(IDLE_LISTENERS)))]
+        async with http.get(f"{node.url}/notify?code=idle&event=WARM") as response:
+            assert (await response.json())["count"] == IDLE_LISTENERS + 1
+        for ws in listeners:
+            assert (await ws.receive(timeout=WAIT)).data.startswith('42["WARM"')
+        per_listener = (rss(node.pid) - before) / IDLE_LISTENERS
+        await asyncio.gather(*(ws.close() for ws in listeners))
+    assert per_listener < IDLE_BYTES_PER_LISTENER, f"{per_listener / 1024:.1f} KB per listener"

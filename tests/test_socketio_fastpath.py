@@ -18,7 +18,7 @@ from notification_service.transports.engineio_ws import DirectSocket
 
 from .support import WAIT
 from .test_socketio_bounds import SMALL_BUFFER, direct_sockets, until
-from .wsclient import RawSocketIO
+from .wsclient import RawSocketIO, client_frame
 
 
 async def test_a_page_upgraded_from_polling_gets_every_event_in_order(server):
@@ -85,3 +85,38 @@ async def test_pings_keep_a_quiet_page_and_drop_a_silent_client(server):
     await asyncio.sleep(3)  # three more ping intervals: the page answers each one
     assert client.connected and len(eio.sockets) == 1
     await client.disconnect()
+
+
+async def test_the_socket_reads_its_frames_in_order_and_answers_pings_and_close_frames(server):
+    """Frames reach the socket as they are parsed (no read loop); what aiohttp's loop did holds."""
+    eio = server.app[SOCKETIO_KEY].sio.eio
+    client = await RawSocketIO.connect(server.port, namespace_connect=False)
+    # one write: CONNECT (its handler awaits), an event right behind it, a ping
+    client.writer.write(client_frame(b"40") + client_frame(b'421["subscribe","news"]')
+                        + client_frame(b"are you there", opcode=0x9))
+    seen = []
+    while not seen or not seen[-1].startswith("431"):
+        message = await client.receive()
+        assert message is not None, seen
+        seen.append(message)
+    assert "are you there" in seen  # the pong, with the ping's payload
+    texts = [message for message in seen if message != "are you there"]
+    assert [text[:10] for text in texts] == ['40{"sid":"', '42["WELCOM', '431[{"ok":']
+    assert json.loads(texts[-1][3:]) == [{"ok": True, "channel": "news"}]
+    client.writer.write(client_frame(b"\x03\xe8", opcode=0x8))  # close, 1000
+    assert await client.receive() is None  # answered with a close frame
+    await until(lambda: not eio.sockets)
+    client.close()
+
+
+async def test_a_client_sending_faster_than_its_packets_are_handled_is_paused_then_resumed(server):
+    """2 MB of packets in one write: reading pauses past 128 KiB waiting; every one is handled."""
+    client = await RawSocketIO.connect(server.port)
+    [socket] = direct_sockets(server)
+    event = json.dumps(["RECEIVED", {"id": "x", "pad": "z" * 4000}])
+    packet = client_frame(("42" + event).encode())
+    client.writer.write(packet * 500 + client_frame(b'427["subscribe","news"]'))
+    answer = await client.until("437")  # handled after the 500 before it
+    assert json.loads(answer[3:]) == [{"ok": True, "channel": "news"}]
+    assert socket._protocol._reading_paused is False and socket._inbox is None
+    client.close()

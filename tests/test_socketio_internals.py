@@ -22,6 +22,10 @@ import re
 from importlib.metadata import version
 
 import socketio
+from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp._websocket.models import WebSocketError
+from aiohttp._websocket.reader import WebSocketDataQueue, WebSocketReader
+from aiohttp.web_protocol import RequestHandler
 from engineio import packet as engineio_packet
 from engineio.async_drivers import aiohttp as engineio_aiohttp
 from engineio.async_socket import AsyncSocket
@@ -30,7 +34,11 @@ from socketio import packet as socketio_packet
 from notification_service import jsoncodec
 from notification_service.app import SOCKETIO_KEY
 from notification_service.config import PROJECT_ROOT
-from notification_service.transports.engineio_ws import DirectSocket, message_frame
+
+from .support import WAIT
+from notification_service.transports.engineio_ws import (NO_REQUESTS, DirectSocket,
+                                                         DirectWebSocketResponse, FrameSink,
+                                                         message_frame)
 from notification_service.transports.socketio import NAMESPACE, room_of
 
 
@@ -153,6 +161,66 @@ def test_socket_state_and_handlers_the_direct_socket_drives():
     assert isinstance(sio.environ, dict)
 
 
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """One final frame as a client sends it (masked), payload under 126 bytes."""
+    key = b"\x01\x02\x03\x04"
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + key + bytes(
+        byte ^ key[index % 4] for index, byte in enumerate(payload))
+
+
+def test_aiohttp_websocket_parser_hands_messages_to_a_queue_subclass_at_once():
+    """FrameSink: a Python subclass of aiohttp's (compiled) queue, without its state."""
+    seen: list[object] = []
+
+    class Socket:  # what FrameSink calls on a DirectSocket
+        def received(self, message):
+            seen.append((message.type, message.data))
+
+        def broken(self, error):
+            seen.append(error)
+
+        def finished(self):
+            seen.append("end")
+
+    sink = FrameSink(Socket())  # type: ignore[arg-type]
+    assert isinstance(sink, WebSocketDataQueue)
+    parser = WebSocketReader(sink, 100, compress=False, decode_text=True)
+    assert parser.feed_data(masked_frame(0x1, b"40") + masked_frame(0x9, b"hi")) == (False, b"")
+    assert seen == [(WSMsgType.TEXT, "40"), (WSMsgType.PING, b"hi")]  # as the bytes arrive
+    assert parser.feed_data(masked_frame(0x1, b"x" * 120))[0] is True  # over max_msg_size
+    assert isinstance(seen[2], WebSocketError) and seen[2].code == WSCloseCode.MESSAGE_TOO_BIG
+    parser.feed_eof()
+    assert seen[3] == "end"
+
+
+def test_aiohttp_websocket_response_start_hooks_the_direct_response_overrides():
+    """DirectWebSocketResponse replaces _post_start and write_eof, and sets what they set."""
+    source = inspect.getsource(web.WebSocketResponse.prepare)
+    assert "self._pre_start(request)" in source
+    assert "self._post_start(request, protocol, writer)" in source
+    assert list(inspect.signature(web.WebSocketResponse._post_start).parameters) == [
+        "self", "request", "protocol", "writer"]
+    post_start = inspect.getsource(web.WebSocketResponse._post_start)
+    for step in ("self._ws_protocol = protocol", "self._reset_heartbeat()",
+                 "WebSocketReader(", "set_parser(", "keep_alive(False)"):
+        assert step in post_start, step
+    assert "transport," in inspect.getsource(web.WebSocketResponse._pre_start)  # writer.transport
+    ws = web.WebSocketResponse(max_msg_size=123)
+    assert ws._max_msg_size == 123 and ws._eof_sent is False
+    assert isinstance(ws._decode_text, bool) and callable(ws._set_closed)
+    # aiohttp calls write_eof once the handler returned, with the request still in progress
+    finish = inspect.getsource(RequestHandler.finish_response)
+    assert "await prepare_meth(request)" in finish and "await resp.write_eof()" in finish
+    handle = inspect.getsource(RequestHandler._handle_request)
+    assert handle.index("self._request_in_progress = True") < handle.index(
+        "finish_response") < handle.index("self._request_in_progress = False")
+    # the protocol state the socket lends out or uses for flow control
+    for name in ("_messages", "_parser", "_reading_paused"):  # slots, set per connection
+        assert hasattr(RequestHandler, name), name
+    for name in ("set_parser", "keep_alive", "pause_reading", "resume_reading"):
+        assert callable(getattr(RequestHandler, name)), name
+
+
 def test_socketio_packets_encode_once_into_engineio_messages():
     sio = make_sio()
     assert sio.packet_class is socketio_packet.Packet and sio.packet_class.json is jsoncodec
@@ -191,6 +259,27 @@ async def test_a_live_connection_leaves_the_objects_the_transport_reads(server, 
     socket.write(message_frame(transport.sio.packet_class(
         socketio_packet.EVENT, namespace=NAMESPACE, data=["direct", {"n": 1}]).encode()))
     assert await page.wait_for("direct") == [{"n": 1}]
+
+    # What the open WebSocket keeps of its request: aiohttp's task, waiting in the
+    # response's write_eof on the socket's one future; no handler chain, no read loop.
+    protocol = socket._protocol
+    assert protocol._messages is NO_REQUESTS and protocol._parser is None
+    [task] = [task for task in asyncio.all_tasks()
+              if task.get_coro().cr_code.co_name == "_handle_request"
+              and task.get_coro().cr_frame.f_locals["request"].protocol is protocol]
+    chain, coroutine = [], task.get_coro()
+    while inspect.iscoroutine(coroutine):
+        chain.append(coroutine.cr_code.co_qualname)
+        coroutine = coroutine.cr_await
+    assert chain == ["RequestHandler._handle_request", "RequestHandler.finish_response",
+                     "DirectWebSocketResponse.write_eof"]
+    assert task._fut_waiter is socket.ended
+    assert isinstance(task.get_coro().cr_frame.f_locals["request"], web.BaseRequest)
+
+    await page.close()  # the request ends, the socket is gone, aiohttp's queue is back
+    await asyncio.wait((task,), timeout=WAIT)
+    assert task.done()
+    assert eio_sid not in transport.sio.eio.sockets and type(protocol._messages).__name__ == "deque"
 
 
 def test_the_server_imports_python_socketio_without_its_client_libraries():

@@ -39,7 +39,8 @@ from ..ratelimit import check_socket_lookup
 from ..proxies import client_address
 from ..registry import ConnectionInfo, ConnectionRegistry
 from .budget import TOO_SLOW_REASON, Replay
-from .engineio_ws import DirectSocket, WriteBatch, message_frame, warn_malformed
+from .engineio_ws import (DirectSocket, DirectWebSocketResponse, WriteBatch, message_frame,
+                          warn_malformed)
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +63,20 @@ class UncompressedWebSocket(engineio_aiohttp.WebSocket):
     100 KB each) and costs ~19% more CPU per broadcast, for alerts of a few
     hundred bytes that gain nothing from it (see shared/FACTS.md).
     The engine.io socket becomes
-    a :class:`~.engineio_ws.DirectSocket` and serves the WebSocket itself.
+    a :class:`~.engineio_ws.DirectSocket` and serves the WebSocket itself, once
+    the handler chain has returned (:class:`~.engineio_ws.DirectWebSocketResponse`).
     """
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
         request = environ["aiohttp.request"]
-        sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size,
-                                     compress=False)
-        await sock.prepare(request)
-        peer = client_address(request)
-        forget_request_headers(environ)
         socket = self.handler.__self__  # python-engineio hands over its socket's handler
         if not isinstance(socket, DirectSocket):  # upgrading from polling
             socket.__class__ = DirectSocket
-        await socket.serve_websocket(sock, peer)
+        sock = DirectWebSocketResponse(socket, client_address(request),
+                                       max_msg_size=self.server.max_http_buffer_size)
+        await sock.prepare(request)
+        forget_request_headers(environ)
+        # served once this handler chain has returned (see DirectWebSocketResponse)
         return sock
 
 
