@@ -17,6 +17,8 @@ targets: this / minimal <= 1.2.
 
     python bench/sse_fanout.py [--streams 1000 5000] [--events 20] [--rounds 3]
 
+``measure()`` returns the same figures; bench/fanout.py calls it for its targets table.
+
 Linux only (reads /proc/<pid>/stat).
 """
 
@@ -24,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import statistics
 import subprocess
 import sys
@@ -37,17 +38,12 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.support import (PROJECT_ROOT, free_port, process_cpu_seconds,  # noqa: E402
+from bench.support import (PROJECT_ROOT, free_port, new_event_loop,  # noqa: E402
+                           process_cpu_seconds, raise_file_limit, ratio_or_none,
                            start_process, stop_process, wait_until_up)
 
 TARGET_RATIO = 1.2
 READER_PROCESSES = 2
-
-
-def raise_file_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def serve_minimal(port: int, direct: bool = False) -> None:
@@ -115,12 +111,8 @@ def serve_minimal(port: int, direct: bool = False) -> None:
     app.router.add_get("/sse", sse_direct if direct else sse)
     app.router.add_get("/notify", notify)
     app.router.add_get("/heartbeat", heartbeat)
-    try:
-        import uvloop
-        loop = uvloop.new_event_loop()
-    except ImportError:
-        loop = asyncio.new_event_loop()
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, loop=loop)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None,
+                loop=new_event_loop())
 
 
 def read(url: str, streams: int, events: int) -> None:
@@ -213,52 +205,83 @@ async def one_round(pid: int, base: str, streams: int, events: int) -> float:
     return (after - before) / (streams * (events - 1))
 
 
-async def main(options: argparse.Namespace) -> None:
+SERVERS = {"minimal": "minimal aiohttp SSE handler",
+           "floor": "floor: direct writes",
+           "this": "this server"}
+
+
+async def measure(streams: list[int], events: int = 20, rounds: int = 3) -> dict:
+    """Run the three servers and return every round's CPU per delivery (µs) and the medians.
+
+    ``cpu_us[server][n]`` lists the rounds at ``n`` streams, ``median_us[server][n]`` is
+    their median, ``ratio[n]`` is this / minimal (the target) and ``floor_ratio[n]``
+    this / floor, both ratios of the medians.
+    """
     raise_file_limit()
-    results: dict[tuple[str, int], list[float]] = {}
+    costs: dict[str, dict[int, list[float]]] = {key: {} for key in SERVERS}
     with tempfile.TemporaryDirectory() as data:
         minimal_port, floor_port, this_port = free_port(), free_port(), free_port()
         servers = [
-            ("minimal aiohttp SSE handler", minimal_port,
+            ("minimal", minimal_port,
              start_process(__file__, "--serve-minimal", str(minimal_port))),
-            ("floor: direct writes", floor_port,
+            ("floor", floor_port,
              start_process(__file__, "--serve-minimal", str(floor_port), "--direct")),
-            ("this server", this_port,
+            ("this", this_port,
              start_process("notification_server.py", "-p", str(this_port), "-f", "",
                            "-l", "WARNING", "--data-dir", data, "--sse-ping-interval", "3600",
                            "--lookup-rate", "off",
-                           "--max-connections-per-address", str(max(options.streams) + 100))),
+                           "--max-connections-per-address", str(max(streams) + 100))),
         ]
         try:
-            for _name, port, _process in servers:
+            for _key, port, _process in servers:
                 await wait_until_up(f"http://127.0.0.1:{port}/heartbeat")
-            for streams in options.streams:
-                for round_number in range(options.rounds):
+            for count in streams:
+                for round_number in range(rounds):
                     shift = round_number % len(servers)
-                    for name, port, process in servers[shift:] + servers[:shift]:
+                    for key, port, process in servers[shift:] + servers[:shift]:
                         cost = await one_round(process.pid, f"http://127.0.0.1:{port}",
-                                               streams, options.events + 1)
-                        results.setdefault((name, streams), []).append(cost)
+                                               count, events + 1)
+                        costs[key].setdefault(count, []).append(cost * 1e6)
         finally:
-            for _name, _port, process in servers:
+            for _key, _port, process in servers:
                 stop_process(process)
+    medians = {key: {count: statistics.median(values) for count, values in by_count.items()}
+               for key, by_count in costs.items()}
+    return {"streams": streams, "events": events, "rounds": rounds,
+            "readers": READER_PROCESSES, "target_ratio": TARGET_RATIO,
+            "cpu_us": costs, "median_us": medians,
+            "ratio": {count: ratio_or_none(medians["this"][count], medians["minimal"][count])
+                      for count in streams},
+            "floor_ratio": {count: ratio_or_none(medians["this"][count], medians["floor"][count])
+                            for count in streams}}
 
-    print(f"SSE fan-out: {options.events} events to N streams on one code, "
-          f"{options.rounds} interleaved rounds, medians; readers in "
-          f"{READER_PROCESSES} processes of their own\n")
-    print(f"{'server':<30}{'streams':>8}{'CPU per delivery':>18}   rounds (µs)")
-    for (name, streams), costs in results.items():
-        rounds = " ".join(f"{cost * 1e6:.1f}" for cost in costs)
-        print(f"{name:<30}{streams:>8}{statistics.median(costs) * 1e6:>15.2f} µs   {rounds}")
-    print()
-    for streams in options.streams:
-        ratio = (statistics.median(results[("this server", streams)])
-                 / statistics.median(results[("minimal aiohttp SSE handler", streams)]))
-        floor = (statistics.median(results[("this server", streams)])
-                 / statistics.median(results[("floor: direct writes", streams)]))
-        print(f"{streams:>5} streams: this / minimal = {ratio:.2f}x "
-              f"(target <= {TARGET_RATIO}x): {'met' if ratio <= TARGET_RATIO else 'NOT met'}; "
-              f"this / floor = {floor:.2f}x")
+
+def report(results: dict) -> str:
+    lines = [f"SSE fan-out: {results['events']} events to N streams on one code, "
+             f"{results['rounds']} interleaved rounds, medians; readers in "
+             f"{results['readers']} processes of their own", "",
+             f"{'server':<30}{'streams':>8}{'CPU per delivery':>18}   rounds (µs)"]
+    for count in results["streams"]:
+        for key, name in SERVERS.items():
+            rounds = " ".join(f"{value:.1f}" for value in results["cpu_us"][key][count])
+            lines.append(f"{name:<30}{count:>8}{results['median_us'][key][count]:>15.2f} µs"
+                         f"   {rounds}")
+    lines.append("")
+    for count in results["streams"]:
+        ratio, floor = results["ratio"][count], results["floor_ratio"][count]
+        if ratio is None:
+            lines.append(f"{count:>5} streams: the minimal handler read 0 CPU ticks: "
+                         "fire more events (--events)")
+            continue
+        lines.append(f"{count:>5} streams: this / minimal = {ratio:.2f}x "
+                     f"(target <= {TARGET_RATIO}x): "
+                     f"{'met' if ratio <= TARGET_RATIO else 'NOT met'}; "
+                     f"this / floor = {'-' if floor is None else f'{floor:.2f}'}x")
+    return "\n".join(lines)
+
+
+async def main(options: argparse.Namespace) -> None:
+    print(report(await measure(options.streams, options.events, options.rounds)))
 
 
 if __name__ == "__main__":

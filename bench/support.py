@@ -1,9 +1,11 @@
-"""Shared pieces of the benchmarks: start a server process, wait for it, summarise latencies."""
+"""Shared pieces of the benchmarks: start a server process, wait for it, read its CPU, memory
+and children from /proc, summarise latencies. Nothing here measures anything by itself."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -63,3 +65,60 @@ def process_cpu_seconds(pid: int) -> float | None:
         return None
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def ratio_or_none(figure: float, baseline: float) -> float | None:
+    """figure / baseline, None when the baseline read 0 (too short a run for /proc's ticks)."""
+    return figure / baseline if baseline else None
+
+
+def child_pids(pid: int) -> list[int]:
+    """The direct children of a process, whichever of its threads started them (Linux /proc)."""
+    children: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return children
+    for task in tasks:
+        try:
+            children += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return children
+
+
+def rss_bytes(pid: int) -> int:
+    """RSS of ``pid`` and its descendants (a worker process's memory counts too)."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) * 1024
+    except OSError:
+        return total
+    return total + sum(rss_bytes(child) for child in child_pids(pid))
+
+
+def raise_file_limit(needed: int = 0) -> None:
+    """Raise this process's open-file limit to its hard limit (children inherit it); exit
+    with a sentence saying what to do if that is still below ``needed``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):  # an unlimited hard limit may be above the kernel's
+            if soft < needed:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        sys.exit(f"ulimit -n is {soft}; this run needs {needed} open files "
+                 "(raise the hard limit: ulimit -Hn, or /etc/security/limits.conf)")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's event loop where it installs (as the server uses it), asyncio's otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

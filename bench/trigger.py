@@ -13,6 +13,8 @@ for each server, and the ratios the project targets:
   WARNING / bare <= 1.25;  INFO / WARNING <= 1.05.
 
     python bench/trigger.py [--requests 3000] [--concurrency 50] [--rounds 5]
+
+``measure_all()`` returns the same figures; bench/fanout.py calls it for its targets table.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,8 +33,9 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.support import (PROJECT_ROOT, free_port, process_cpu_seconds,  # noqa: E402
-                           start_process, stop_process, wait_until_up)
+from bench.support import (PROJECT_ROOT, free_port, new_event_loop,  # noqa: E402
+                           process_cpu_seconds, ratio_or_none, start_process, stop_process,
+                           wait_until_up)
 
 TARGET_WARNING_RATIO = 1.25
 TARGET_INFO_COST = 0.05
@@ -47,12 +49,8 @@ def serve_bare(port: int) -> None:
     app = web.Application()
     app.router.add_get("/notify", handler)
     app.router.add_get("/heartbeat", handler)
-    try:
-        import uvloop
-        loop = uvloop.new_event_loop()
-    except ImportError:
-        loop = asyncio.new_event_loop()
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, loop=loop)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None,
+                loop=new_event_loop())
 
 
 def listen(url: str) -> None:
@@ -131,7 +129,16 @@ async def start(name: str, args: list[str], with_listener: bool) -> Server:
     return server
 
 
-async def main(options: argparse.Namespace) -> None:
+async def measure_all(requests: int = 3000, concurrency: int = 50, rounds: int = 5) -> dict:
+    """Run the three servers and return every round's CPU per request (µs), the medians and
+    the ratios the project targets.
+
+    Each round measures the three servers one right after the other, so a ratio within a
+    round is less exposed to this shared machine's drifting load than a ratio of medians
+    taken across rounds: ``warning_ratio`` and ``info_ratio`` are the medians of the
+    rounds' ratios (WARNING / bare, INFO / WARNING), the ``*_of_medians`` ones are there
+    for comparison.
+    """
     with tempfile.TemporaryDirectory() as folder:
         def this_server(level: str) -> list[str]:
             data = Path(folder) / level
@@ -142,12 +149,12 @@ async def main(options: argparse.Namespace) -> None:
                    await start("this server, WARNING", this_server("WARNING"), True),
                    await start("this server, INFO", this_server("INFO"), True)]
         try:
-            for round_number in range(options.rounds):
+            for round_number in range(rounds):
                 shift = round_number % len(servers)
                 for server in servers[shift:] + servers[:shift]:
                     server.cpu_per_request.append(
-                        await measure(server, options.requests, options.concurrency))
-                time.sleep(0.2)  # let the log writers flush between rounds
+                        await measure(server, requests, concurrency))
+                await asyncio.sleep(0.2)  # let the log writers flush between rounds
         finally:
             for server in servers:
                 if server.listener is not None:
@@ -155,28 +162,58 @@ async def main(options: argparse.Namespace) -> None:
                 stop_process(server.process)
 
     bare, warning, info = servers
-    # Each round measures the three servers one right after the other, so a ratio
-    # within a round is less exposed to this shared machine's drifting load than a
-    # ratio of medians taken across rounds; both are printed.
-    warning_rounds = [w / b for w, b in zip(warning.cpu_per_request, bare.cpu_per_request)]
-    info_rounds = [i / w for i, w in zip(info.cpu_per_request, warning.cpu_per_request)]
-    print(f"GET /notify, {options.requests} requests a round, {options.concurrency} "
-          f"concurrent keep-alive clients, {options.rounds} interleaved rounds, medians; "
-          f"1 socket.io listener in its own process\n")
-    print(f"{'server':<24}{'CPU per request':>17}   rounds (µs)")
-    for server in servers:
-        rounds = " ".join(f"{value * 1e6:.1f}" for value in server.cpu_per_request)
-        print(f"{server.name:<24}{server.median * 1e6:>14.1f} µs   {rounds}")
-    warning_ratio = statistics.median(warning_rounds)
-    info_cost = statistics.median(info_rounds) - 1
-    print()
-    print(f"WARNING / bare handler:  {warning_ratio:.2f}x median of the rounds' ratios, "
-          f"{warning.median / bare.median:.2f}x of the medians  (target <= "
-          f"{TARGET_WARNING_RATIO}x): {'met' if warning_ratio <= TARGET_WARNING_RATIO else 'NOT met'}")
-    print(f"INFO / bare handler:     {info.median / bare.median:.2f}x of the medians")
-    print(f"INFO / WARNING:          {info_cost:+.1%} median of the rounds' ratios, "
-          f"{info.median / warning.median - 1:+.1%} of the medians  (target <= "
-          f"+{TARGET_INFO_COST:.0%}): {'met' if info_cost <= TARGET_INFO_COST else 'NOT met'}")
+    return {"requests": requests, "concurrency": concurrency, "rounds": rounds,
+            "names": {"bare": bare.name, "warning": warning.name, "info": info.name},
+            "cpu_us": {key: [value * 1e6 for value in server.cpu_per_request]
+                       for key, server in (("bare", bare), ("warning", warning),
+                                           ("info", info))},
+            "median_us": {"bare": bare.median * 1e6, "warning": warning.median * 1e6,
+                          "info": info.median * 1e6},
+            "warning_ratio": median_ratio(warning.cpu_per_request, bare.cpu_per_request),
+            "info_ratio": median_ratio(info.cpu_per_request, warning.cpu_per_request),
+            "warning_ratio_of_medians": ratio_or_none(warning.median, bare.median),
+            "info_ratio_of_medians": ratio_or_none(info.median, warning.median),
+            "info_bare_ratio_of_medians": ratio_or_none(info.median, bare.median),
+            "target_warning_ratio": TARGET_WARNING_RATIO,
+            "target_info_cost": TARGET_INFO_COST}
+
+
+def median_ratio(figures: list[float], baselines: list[float]) -> float | None:
+    """The median of the rounds' ratios; None if a baseline round read 0 CPU ticks."""
+    if not all(baselines):
+        return None
+    return statistics.median(figure / baseline for figure, baseline in zip(figures, baselines))
+
+
+def report(results: dict) -> str:
+    lines = [f"GET /notify, {results['requests']} requests a round, {results['concurrency']} "
+             f"concurrent keep-alive clients, {results['rounds']} interleaved rounds, medians; "
+             f"1 socket.io listener in its own process", "",
+             f"{'server':<24}{'CPU per request':>17}   rounds (µs)"]
+    for key, name in results["names"].items():
+        rounds = " ".join(f"{value:.1f}" for value in results["cpu_us"][key])
+        lines.append(f"{name:<24}{results['median_us'][key]:>14.1f} µs   {rounds}")
+    lines.append("")
+    if None in (results["warning_ratio"], results["info_ratio"],
+                results["info_bare_ratio_of_medians"]):
+        lines.append("a baseline round read 0 CPU ticks: fire more requests (--requests)")
+        return "\n".join(lines)
+    warning_ratio = results["warning_ratio"]
+    info_cost = results["info_ratio"] - 1
+    lines += [f"WARNING / bare handler:  {warning_ratio:.2f}x median of the rounds' ratios, "
+              f"{results['warning_ratio_of_medians']:.2f}x of the medians  (target <= "
+              f"{TARGET_WARNING_RATIO}x): "
+              f"{'met' if warning_ratio <= TARGET_WARNING_RATIO else 'NOT met'}",
+              f"INFO / bare handler:     {results['info_bare_ratio_of_medians']:.2f}x "
+              f"of the medians",
+              f"INFO / WARNING:          {info_cost:+.1%} median of the rounds' ratios, "
+              f"{results['info_ratio_of_medians'] - 1:+.1%} of the medians  (target <= "
+              f"+{TARGET_INFO_COST:.0%}): {'met' if info_cost <= TARGET_INFO_COST else 'NOT met'}"]
+    return "\n".join(lines)
+
+
+async def main(options: argparse.Namespace) -> None:
+    print(report(await measure_all(options.requests, options.concurrency, options.rounds)))
 
 
 if __name__ == "__main__":
