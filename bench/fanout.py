@@ -445,6 +445,8 @@ class Target:
     limit: str = ""
     met: bool | None = None       # None: not measured
     not_measured: str = ""        # why, when it was not
+    value: float | None = None    # the figure and the baseline as numbers (for --json)
+    baseline_value: float | None = None
 
     @property
     def verdict(self) -> str:
@@ -460,7 +462,8 @@ def relative(title: str, figure: float | None, baseline: float | None, unit: str
         return "-" if value is None else f"{value:.{digits}f} {unit}"
     target = Target(title, show(figure), show(baseline) + (f" ({baseline_name})"
                                                            if baseline is not None else ""),
-                    limit=f"<= {limit:.2f}x {baseline_name}")
+                    limit=f"<= {limit:.2f}x {baseline_name}", value=figure,
+                    baseline_value=baseline)
     if why_not or figure is None or baseline is None:
         target.not_measured = why_not or "no figure"
         return target
@@ -498,7 +501,7 @@ def socketio_targets(results: dict | None) -> list[Target]:
     idle = figure("this", MEMORY_SIZE, "idle_kb")
     memory = Target(f"idle memory per WebSocket connection, {MEMORY_SIZE:,} connections",
                     "-" if idle is None else f"{idle:.1f} KB", "- (absolute)",
-                    limit=f"<= {TARGET_IDLE_KB:.0f} KB")
+                    limit=f"<= {TARGET_IDLE_KB:.0f} KB", value=idle)
     memory.not_measured = why(MEMORY_SIZE, needs_node=False)
     if not memory.not_measured and idle is not None:
         memory.met = idle <= TARGET_IDLE_KB
@@ -510,7 +513,7 @@ def socketio_targets(results: dict | None) -> list[Target]:
     children = empty.get("this", {}).get("children")
     workers = Target("no worker process: the server's children right after start",
                      "-" if children is None else f"{children} (most of any round)",
-                     "- (absolute)", limit="none")
+                     "- (absolute)", limit="none", value=children)
     if children is None:
         workers.not_measured = skipped or "no figure"
     else:
