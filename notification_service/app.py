@@ -47,7 +47,6 @@ def create_app(settings: Settings) -> web.Application:
         handler_args=http_limits.handler_args(settings.header_timeout))
     app[SETTINGS_KEY] = settings
     app[RATE_LIMITS_KEY] = limits
-    app.on_response_prepare.append(frontdoor.on_response_prepare)
     if settings.redis_url is not None:
         from .cluster import nodes, redis
         redis.setup(app, settings.redis_url, settings.redis_prefix)

@@ -1,15 +1,19 @@
-"""The one middleware every request passes, and the one hook every answer passes.
+"""The one middleware every request passes.
 
 In this order: a CORS preflight is answered (cors.py); the request guards
 run (guards.py: Host, other sites, rate limits, JSON bodies); a page URL with
 ``&event=`` triggers instead of serving the page (producers/trigger.py); a
 body still arriving gets its deadline (http_limits.py); then the handler.
-Whatever any of them raises becomes the JSON error of errors.py.
+Whatever any of them raises becomes the JSON error of errors.py, and every
+answer is labelled (:func:`label`: nosniff, and its CORS origin) on its way out.
 
 Each concern stays in its own module as a plain step; only the order lives
-here. aiohttp runs every middleware as a coroutine wrapped around the next:
-five of them, and two ``on_response_prepare`` coroutines, cost a GET trigger
-about as much as its whole delivery to a listener, so there is one of each.
+here. aiohttp runs every middleware as a coroutine wrapped around the next,
+and every ``on_response_prepare`` hook as another coroutine per answer: five
+middlewares and two hooks cost a GET trigger more than its delivery to a
+listener, so there is one middleware and no hook. An answer a handler starts
+itself (an SSE stream) is labelled by that handler before it starts it; a
+WebSocket's 101 needs no label.
 """
 
 from __future__ import annotations
@@ -44,15 +48,23 @@ def middleware(policy: cors.CorsPolicy, request_guards: guards.RequestGuards,
                 if page_trigger:
                     handler = trigger.trigger
             if body_pending(request):
-                return await within_body_deadline(request, handler, body_timeout)
-            return await handler(request)
+                response = await within_body_deadline(request, handler, body_timeout)
+            else:
+                response = await handler(request)
         except Exception as error:
-            return answer_for(request, error)
+            try:
+                response = answer_for(request, error)
+            except web.HTTPException as answer:  # a redirect, a 304: labelled too
+                label(request, answer)
+                raise
+        if not response.prepared:
+            label(request, response)
+        return response
 
     return front_door
 
 
-async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """Every answer, streaming ones (SSE) included: nosniff, and its CORS label."""
+def label(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer before it starts: nosniff, and its CORS label (see cors.py)."""
     guards.secure(response)
     cors.label(request, response)

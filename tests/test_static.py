@@ -152,9 +152,11 @@ SVG_WITH_SCRIPT = (b'<svg xmlns="http://www.w3.org/2000/svg"><script>'
 
 
 async def test_every_answer_says_nosniff(site, http):
+    """Handlers' answers, errors, redirects, a stream a handler starts itself, engine.io's own."""
     for path in ("/sources/file.txt", "/sources/unknown.xyz", "/heartbeat", "/nothing-here",
-                 "/openapi.json", "/channels/news/events"):
-        async with http.get(site.url + path) as response:
+                 "/openapi.json", "/channels/news/events", "/", "/sse?code=1234",
+                 "/socket.io/?EIO=4&transport=polling"):
+        async with http.get(site.url + path, allow_redirects=False) as response:
             assert response.headers["X-Content-Type-Options"] == "nosniff", path
 
 

@@ -28,6 +28,7 @@ from .. import jsoncodec
 from ..access import ChannelAccess, Identity
 from ..errors import SSE_INVALID_CHANNEL, SSE_TOO_MANY_CHANNELS, TOKEN_MISSING
 from ..events import Event, validate_channel, validate_code
+from ..frontdoor import label
 from ..history import GAP_EVENT, event_sequence, gap_notice
 from ..hub import Hub, mask
 from ..identity import JwtVerifier
@@ -335,6 +336,7 @@ class SSETransport:
             self._start_replay(connection, last_event_id)
         self._add(connection, request)
         try:
+            label(request, response)  # started here, so the front door cannot
             await response.prepare(request)
             await response.write(b"retry: %d\n\n" % self.retry_ms)  # the headers go with it
             connection.go_live(request.transport, chunked)
