@@ -12,6 +12,8 @@ sentence with status 200, errors included, and never the full code.
 
 from __future__ import annotations
 
+from typing import Awaitable
+
 from aiohttp import web
 
 from .. import jsoncodec
@@ -78,7 +80,12 @@ async def trigger(request: web.Request) -> web.Response:
     return text_reply(sentence_for(report))
 
 
-async def publish_query(request: web.Request) -> DeliveryReport:
+def publish_query(request: web.Request) -> Awaitable[DeliveryReport]:
+    """The publish a GET query describes (raises its ApiError at once if it describes none).
+
+    Returns the Hub's coroutine itself rather than awaiting it: one coroutine
+    less on every trigger.
+    """
     query = request.query
     require_token(request, request.app[SETTINGS_KEY].publish_token, "publish")
     for required in ("code", "event"):
@@ -91,7 +98,7 @@ async def publish_query(request: web.Request) -> DeliveryReport:
         data.pop(secret, None)
     code = validate_code(data["code"])
     name = trigger_event_name(data["event"])
-    return await request.app[HUB_KEY].publish(
+    return request.app[HUB_KEY].publish(
         code, name, data, push=query_flag(request, "push"),
         idempotency_key=idempotency_key(request), wait_ms=wait_ms(request, strict=False),
         way="trigger")
