@@ -472,8 +472,9 @@ def info_line(logger: logging.Logger, message: str, **fields: str) -> None:
     ``logger.isEnabledFor(logging.INFO)``.
     """
     lines = _LINES
-    if lines is not None and logging.root.handlers == [lines] and not logger.handlers \
-            and logger.propagate:
+    handlers = logging.root.handlers
+    if lines is not None and len(handlers) == 1 and handlers[0] is lines \
+            and not logger.handlers and logger.propagate:
         lines.line(logger.name, "INFO", message, fields)
     else:
         logger.info("%s", message, extra=fields)
