@@ -30,6 +30,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Protocol
 
 from aiohttp import web
 
+from .background import cancel_and_wait
 from .config import SETTINGS_KEY, env_name
 from .errors import ADMIN_DISABLED, INVALID_SPACE_SECRET, SPACES_FULL, StartupError
 from .events import validate_space
@@ -280,9 +281,7 @@ class PostgresSpaceSecrets:
 
     async def close(self) -> None:
         watcher, self._watcher = self._watcher, None
-        if watcher is not None:
-            watcher.cancel()
-            await asyncio.gather(watcher, return_exceptions=True)
+        await cancel_and_wait(watcher)
 
 
 class SpaceSecrets:

@@ -14,6 +14,7 @@ from typing import Callable
 
 import redis.asyncio as aioredis
 
+from ..background import cancel_and_wait
 from ..cluster.redis import RedisKeys, close_pubsub
 from ..errors import ALERT_QUEUE_UNAVAILABLE
 from .queue import CodeQueue
@@ -61,10 +62,8 @@ class QueuedCodes:
                                                             name="alert-queue-codes")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     async def _resync(self) -> None:
         members = await self.client.smembers(self.keys.alert_codes)

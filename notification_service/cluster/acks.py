@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
+from ..background import cancel_and_wait
 from ..events import Event
 from ..receipts import MAX_WAIT_MS
 from .redis import RedisKeys, close_pubsub
@@ -152,10 +153,8 @@ class ClusterReceipts:
         self._task = asyncio.create_task(self._listen(), name="receipts")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     async def _listen(self) -> None:
         """Take confirmations other nodes forward to this one."""

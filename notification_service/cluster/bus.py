@@ -35,6 +35,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from .. import jsoncodec
+from ..background import cancel_and_wait
 from ..errors import BUS_BEHIND, BUS_UNAVAILABLE, ApiError
 from ..events import Event, PushRequest
 from . import mirror as mirrors
@@ -126,10 +127,8 @@ class RedisBus:
         self._task = asyncio.create_task(self._read(), name="bus-reader")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         for waiting in (*self._waiting.values(), *self._probes.values()):
             waiting.cancel()
         if self._connection is not None:

@@ -25,6 +25,7 @@ import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from ..background import cancel_and_wait
 from ..errors import CONNECTIONS_UNAVAILABLE
 from ..registry import REGISTRY_KEY, ConnectionInfo, ConnectionRegistry
 from .nodes import NODES_KEY, NodeLiveness
@@ -103,9 +104,7 @@ class SharedConnectionRegistry(ConnectionRegistry):
     async def stop(self) -> None:
         """Stop writing and withdraw this node's entries (a clean stop)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
         try:
             await self._remove_stale(own_only=True)
             await self.client.delete(self._marker)

@@ -18,6 +18,8 @@ from typing import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
+from ..background import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 10.0
@@ -62,9 +64,7 @@ class Lease:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
         await self._lose()
         try:
             await self._release(keys=[self.key], args=[self.node])
@@ -106,6 +106,4 @@ class Lease:
 
     async def _lose(self) -> None:
         job, self._job = self._job, None
-        if job is not None:
-            job.cancel()
-            await asyncio.gather(job, return_exceptions=True)
+        await cancel_and_wait(job)

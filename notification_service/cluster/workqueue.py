@@ -22,6 +22,7 @@ from typing import Awaitable, Callable, Sequence
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from ..background import cancel_and_wait
 from .nodes import NodeLiveness
 
 log = logging.getLogger(__name__)
@@ -144,9 +145,7 @@ class WorkQueue:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
 
     async def _run(self, handle: Handler) -> None:
         failing = False

@@ -35,6 +35,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from ..access import SpaceSecrets as SecretLookup
+from ..background import cancel_and_wait
 from ..config import SETTINGS_KEY
 from ..errors import ApiError
 from ..events import SPACE_PATTERN
@@ -101,9 +102,7 @@ class WsEmitSecrets:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task)
 
     async def _keep_fresh(self) -> None:
         failing = False
