@@ -124,7 +124,7 @@ class RedisQueueStore:
     async def update(self, code: str, change: Callable[[CodeQueue], T],
                      new: Callable[[], CodeQueue] | None = None) -> T:
         key = self.keys.alert_queue(code)
-        if new is None and code not in self.known:
+        if new is None and not self.may_have_queue(code):
             return NO_QUEUE  # no round trip for a code without a queue
         try:
             if new is None and await self.client.get(key) is None:

@@ -85,8 +85,7 @@ class WebPushTransport:
         return bool(event.push)
 
     async def deliver(self, event: Event) -> int:
-        if not event.push:
-            return 0
+        """Queue the pushes of an event that :meth:`wants` them (the Hub asks first)."""
         options = event.push if isinstance(event.push, PushOptions) else PushOptions()
         payload = event_payload(event)
         try:
