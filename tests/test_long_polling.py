@@ -179,13 +179,19 @@ async def raw_poll(server, url: str) -> tuple[asyncio.StreamReader, asyncio.Stre
     return reader, writer
 
 
-async def test_a_dropped_long_poll_leaves_its_events_to_the_next_poll(server, http):
+async def session_with_a_waiting_poll(server, http, code: str):
+    """A polling session on ``code`` and a long-poll of it left waiting on a connection of its own."""
     session = PollingSession(http, server.url)
-    await session.open({"code": "dropped"})
+    await session.open({"code": code})
     await session.until(lambda: session.events("WELCOME"))
     socket = engine_socket(server, session.sid)
-    _reader, writer = await raw_poll(server, session.url)
+    reader, writer = await raw_poll(server, session.url)
     await until(lambda: socket.waiting_poll is not None)
+    return session, socket, reader, writer
+
+
+async def test_a_dropped_long_poll_leaves_its_events_to_the_next_poll(server, http):
+    session, socket, _reader, writer = await session_with_a_waiting_poll(server, http, "dropped")
     writer.close()  # the TCP connection drops while the poll waits
     await until(lambda: socket.waiting_poll is None)
     await publish(server, "dropped", 5)
@@ -195,12 +201,7 @@ async def test_a_dropped_long_poll_leaves_its_events_to_the_next_poll(server, ht
 
 async def test_a_newer_poll_of_the_session_takes_over_from_a_silent_one(server, http):
     """The old connection never says it dropped (a NAT forgot it): the retry wins."""
-    session = PollingSession(http, server.url)
-    await session.open({"code": "silent"})
-    await session.until(lambda: session.events("WELCOME"))
-    socket = engine_socket(server, session.sid)
-    reader, writer = await raw_poll(server, session.url)
-    await until(lambda: socket.waiting_poll is not None)
+    session, socket, reader, writer = await session_with_a_waiting_poll(server, http, "silent")
     stale = socket.waiting_poll
     retry = asyncio.ensure_future(session.poll())
     await until(lambda: socket.waiting_poll not in (None, stale))
