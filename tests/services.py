@@ -197,9 +197,10 @@ class NginxServer:
 class TcpProxy:
     """A TCP relay on a free port to ``target_port``, which a test can cut off and restore.
 
-    Stands between one node and Redis to partition that node alone: :meth:`cut`
-    closes every relayed connection and refuses new ones (the node sees its
-    connections reset, as when a network link drops), :meth:`restore` relays again.
+    Stands between one node and Redis (or PostgreSQL) to partition that node
+    alone: :meth:`cut` closes every relayed connection and refuses new ones (the
+    node sees its connections reset, as when a network link drops),
+    :meth:`restore` relays again.
     """
 
     def __init__(self, target_port: int) -> None:

@@ -6,7 +6,6 @@ later; pages join ``space::name`` rooms on the node that did not write the secre
 
 from __future__ import annotations
 
-import asyncio
 
 import asyncpg
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from notification_service.spaces import POSTGRES_MIGRATIONS, SPACES_KEY
 from notification_service.webpush.keys import generate_key
 
+from .services import TcpProxy
 from .support import joins, until
 
 pytestmark = pytest.mark.postgres
@@ -105,58 +105,16 @@ async def _refused(url, room, secret) -> bool:
     return not await joins(url, room, secret)
 
 
-class Relay:
-    """A TCP relay in front of PostgreSQL that the test can cut and restore.
-
-    Cutting closes every relayed connection and refuses new ones, as a lost
-    network or a stopped database does (the machine's PostgreSQL is shared,
-    so it is never stopped).
-    """
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.port = 0
-        self._server: asyncio.AbstractServer | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        self._server.close()
-        await self._server.wait_closed()
-        for writer in list(self._writers):
-            writer.close()
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self._writers |= {writer, up_writer}
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                sink.close()
-                self._writers.discard(sink)
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
 async def test_while_postgresql_does_not_answer_writes_are_503_and_joins_go_on(
         shared, serve, http):
     from .pushservice import WEBPUSH, PushService
 
-    relay = Relay(5432)
+    relay = TcpProxy(5432)  # cut and restored: the machine's PostgreSQL is shared, never stopped
     await relay.start()
     url = shared["database_url"].replace(":5432/", f":{relay.port}/")
     server = await serve(**{**shared, "database_url": url}, **WEBPUSH)
     await put_secret(http, server.url, "dir", "first")
-    await relay.cut()
+    relay.cut()
 
     async with http.put(f"{server.url}/admin/spaces/dir", json={"secret": "second"},
                         headers={"Authorization": f"Bearer {ADMIN}"}) as response:
@@ -172,9 +130,12 @@ async def test_while_postgresql_does_not_answer_writes_are_503_and_joins_go_on(
     async with http.get(f"{server.url}/health") as response:
         assert response.status == 503 and "webpush_store" in (await response.json())["failing"]
 
-    await relay.start()  # the same port: the pool connects again
-    await until(lambda: _sets(http, server.url, "dir", "second"))
-    assert await joins(server.url, "dir::files", "second")
+    relay.restore()  # the pool connects again
+    try:
+        await until(lambda: _sets(http, server.url, "dir", "second"))
+        assert await joins(server.url, "dir::files", "second")
+    finally:
+        await relay.stop()
 
 
 async def _sets(http, url, space, secret) -> bool:
