@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, AsyncIterator
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from ..background import cancel_and_wait
+from ..background import cancel_and_wait, lives_with
 from ..errors import CONNECTIONS_UNAVAILABLE
 from ..registry import REGISTRY_KEY, ConnectionInfo, ConnectionRegistry
 from .nodes import NODES_KEY, NodeLiveness
@@ -188,11 +188,5 @@ def setup(app: web.Application, **bounds: int) -> SharedConnectionRegistry:
     registry = SharedConnectionRegistry(app[REDIS_KEY], app[KEYS_KEY], liveness.name, liveness,
                                         **bounds)
     app[REGISTRY_KEY] = registry
-
-    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
-        await registry.start()
-        yield
-        await registry.stop()
-
-    app.cleanup_ctx.append(lifetime)
+    lives_with(app, registry.start, registry.stop)
     return registry

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import AsyncIterator
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from ..background import lives_with
 from .redis import KEYS_KEY, REDIS_KEY, RedisKeys
 
 log = logging.getLogger(__name__)
@@ -97,11 +97,5 @@ NODES_KEY = web.AppKey("node_liveness", NodeLiveness)
 def setup(app: web.Application, name: str) -> NodeLiveness:
     """Announce this node while ``app`` runs (needs :func:`.redis.setup` first)."""
     liveness = app[NODES_KEY] = NodeLiveness(app[REDIS_KEY], app[KEYS_KEY], name)
-
-    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
-        await liveness.start()
-        yield
-        await liveness.stop()
-
-    app.cleanup_ctx.append(lifetime)
+    lives_with(app, liveness.start, liveness.stop)
     return liveness

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from ..background import lives_with
 from ..errors import DATABASE_UNAVAILABLE, StartupError
 
 if TYPE_CHECKING:  # imported on first use: a server without --database-url never loads it (10 MB)
@@ -138,11 +139,5 @@ POSTGRES_KEY = web.AppKey("postgres", Database)
 def setup(app: web.Application, url: str) -> Database:
     """Open the pool with the app (stores register their own cleanup_ctx after this one)."""
     database = app[POSTGRES_KEY] = Database(url)
-
-    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
-        await database.open()
-        yield
-        await database.close()
-
-    app.cleanup_ctx.append(lifetime)
+    lives_with(app, database.open, database.close)
     return database
