@@ -74,6 +74,8 @@ class CorsPolicy:
 
 def label(request: web.Request, response: web.StreamResponse) -> None:
     """Label an answer about to be sent (streaming ones, SSE, included) for its allowed origin."""
+    if "Origin" not in request.headers:
+        return  # not cross-origin; and asking the request for a key it lacks raises inside
     allowed_origin = request.get(ALLOWED_ORIGIN)
     if allowed_origin is not None:
         response.headers["Access-Control-Allow-Origin"] = allowed_origin
