@@ -164,13 +164,12 @@ class MemoryHistory:
         from the publish step in Redis) both keep events through here, so the
         bounds are the same in both modes.
         """
-        channel, name, push, receipt, now = (event.channel, event.name, event.push,
-                                             event.receipt, event.time)
-        data = event.data
-        # orjson's bytes keep the buffer it grew while encoding (1 MB for 15 KB of
-        # ``{},``): keep an exact copy, so the size counted is the size held.
+        event_id, channel, name, _data, now, push, receipt = event
         if encoded is None:  # the mirror passes the JSON it read from the bus
-            encoded = memoryview(jsoncodec.dumps_bytes(data)).tobytes()
+            # orjson's bytes keep the buffer it grew while encoding (1 MB for 15 KB
+            # of ``{},``), which sys.getsizeof does not show: keep an exact copy,
+            # so the size counted is the size held.
+            encoded = memoryview(jsoncodec.dumps_bytes(event.data)).tobytes()
         kept = self._channels.get(channel)
         if kept is None:
             kept = self._channels[channel] = _Channel(dropped_upto=self._unexpire(channel))
@@ -178,13 +177,15 @@ class MemoryHistory:
         else:
             self._channels.move_to_end(channel)
         kept.last_time = now
-        size = (len(encoded) + _BYTES_HEADER + len(event.id) + _ASCII_HEADER + sys.getsizeof(name)
-                + _KEPT_OVERHEAD + (0 if isinstance(push, bool) else _PUSH_OPTIONS_SIZE))
-        kept.events.append(_Kept(sequence, event.id, name, now, encoded, push, receipt, size))
+        size = (len(encoded) + _BYTES_HEADER + len(event_id) + _ASCII_HEADER + sys.getsizeof(name)
+                + _KEPT_OVERHEAD + (0 if push is False or push is True else _PUSH_OPTIONS_SIZE))
+        events = kept.events
+        events.append(_Kept(sequence, event_id, name, now, encoded, push, receipt, size))
         self.total_bytes += size
-        if len(kept.events) > self.per_channel:
+        if len(events) > self.per_channel:
             self._drop_oldest(kept)
-        self._expire(kept, now)
+        if events[0].time < now - self.max_age:
+            self._expire(kept, now)
         if now >= self._next_sweep:
             self.sweep(now)
         while (self.total_bytes > self.max_bytes

@@ -148,6 +148,8 @@ class Hub:
         self.transports: list[Transport] = []
         self.background_transports: list[BackgroundTransport] = []
         self.observers: list[Observer] = []
+        # What a publish no background transport wants reports for them: {"webpush": 0}
+        self._no_background_deliveries: dict[str, int] = {}
         self.bus: Bus | None = None  # set in cluster mode (app.py)
 
     def add_transport(self, transport: Transport) -> None:
@@ -155,6 +157,7 @@ class Hub:
 
     def add_background_transport(self, transport: BackgroundTransport) -> None:
         self.background_transports.append(transport)
+        self._no_background_deliveries[transport.name] = 0
 
     def add_observer(self, observer: Observer) -> None:
         self.observers.append(observer)
@@ -196,7 +199,8 @@ class Hub:
         receipts = None
         if wait_ms is not None:
             receipts = self.receipts.track(event, report.listeners.get("socketio", 0))
-        await self._after_live(event, report)
+        if not self._nothing_after_live(event, report):
+            await self._after_live(event, report)
         self.metrics.published(way, started, report.listeners)
         self._log_published(report)
         if receipts is not None:
@@ -235,7 +239,8 @@ class Hub:
         if waiting is not None:
             self.receipts.expect(waiting, report.listeners.get("socketio", 0))  # type: ignore[attr-defined]
         await self.bus.delivered_here(published)
-        await self._after_live(event, report)
+        if not self._nothing_after_live(event, report):
+            await self._after_live(event, report)
         if idempotency_key is not None and report.extra:
             await self.bus.remember(channel, idempotency_key, report)
         # Live deliveries are counted where they happen (deliver, on every node).
@@ -278,11 +283,25 @@ class Hub:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("event %s on %s data=%r", event.id, event.channel, event.data)
 
+    def _nothing_after_live(self, event: Event, report: DeliveryReport) -> bool:
+        """True, with 0 deliveries reported per background transport, when no observer and
+        no background transport wants ``event`` (most publishes).
+
+        Asked without an await, so that such a publish costs no coroutine for them.
+        """
+        for observer in self.observers:
+            if observer.wants(event):
+                return False
+        for background in self.background_transports:
+            if background.wants(event):
+                return False
+        report.listeners.update(self._no_background_deliveries)
+        return True
+
     async def _after_live(self, event: Event, report: DeliveryReport) -> None:
         """Observers, then background transports, once live listeners have ``event``.
 
-        Each is asked first whether it wants the event, without an await: most
-        publishes are for none of them and cost no coroutine here.
+        Each is asked again whether it wants the event: only those that do cost an await.
         """
         for observer in self.observers:
             if observer.wants(event):

@@ -66,7 +66,7 @@ class QueueObserver:
 
     def wants(self, event: Event) -> bool:
         """Alerts on a code with a queue; most publishes: no overlay ever opened one."""
-        return is_alert(event) and self.queues().may_have_queue(event.channel)
+        return self.queues().may_have_queue(event.channel) and is_alert(event)
 
     async def observe(self, event: Event, report: DeliveryReport) -> None:
         turn = self._turns.get(event.channel)

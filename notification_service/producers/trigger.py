@@ -87,7 +87,8 @@ def publish_query(request: web.Request) -> Awaitable[DeliveryReport]:
     less on every trigger.
     """
     query = request.query
-    require_token(request, request.app[SETTINGS_KEY].publish_token, "publish")
+    app = request.app
+    require_token(request, app[SETTINGS_KEY].publish_token, "publish")
     for required in ("code", "event"):
         if required not in query:
             raise MISSING_PARAMETER(
@@ -98,7 +99,7 @@ def publish_query(request: web.Request) -> Awaitable[DeliveryReport]:
         data.pop(secret, None)
     code = validate_code(data["code"])
     name = trigger_event_name(data["event"])
-    return request.app[HUB_KEY].publish(
+    return app[HUB_KEY].publish(
         code, name, data, push=query_flag(request, "push"),
         idempotency_key=idempotency_key(request), wait_ms=wait_ms(request, strict=False),
         way="trigger")

@@ -40,7 +40,7 @@ from ..proxies import client_address
 from ..registry import ConnectionInfo, ConnectionRegistry
 from .budget import TOO_SLOW_REASON, Replay
 from .engineio_ws import (DirectSocket, DirectWebSocketResponse, WriteBatch, message_frame,
-                          warn_malformed)
+                          text_frame, warn_malformed)
 
 log = logging.getLogger(__name__)
 
@@ -255,10 +255,10 @@ class SocketIOTransport:
         if not room:
             return 0
         channel = event.channel
-        text = self._event_text(event, replayed=False)
-        frame = message_frame(text)
+        message = self._event_message(event, replayed=False)
+        frame = text_frame(message)
         packet: engineio_packet.Packet | None = None  # made only if a polling member needs it
-        plain_text: str | None = None
+        plain_message: bytes | None = None
         sockets = self.sio.eio.sockets
         plain = self._plain
         delivered = 0
@@ -268,16 +268,18 @@ class SocketIOTransport:
                 continue
             delivered += 1
             if plain and sid in plain:
-                plain_text = plain_text or self._event_text(event, replayed=False, meta=False)
+                plain_message = plain_message or self._event_message(event, replayed=False,
+                                                                     meta=False)
                 if getattr(socket, "outbox", None) is not None:
-                    socket.write(message_frame(plain_text), channel)
+                    socket.write(text_frame(plain_message), channel)
                 else:
                     socket.queue.put_nowait(
-                        engineio_packet.Packet(engineio_packet.MESSAGE, plain_text))
+                        engineio_packet.Packet(engineio_packet.MESSAGE, plain_message[1:].decode()))
             elif getattr(socket, "outbox", None) is not None:
                 socket.write(frame, channel)
             else:
-                packet = packet or engineio_packet.Packet(engineio_packet.MESSAGE, text)
+                packet = packet or engineio_packet.Packet(engineio_packet.MESSAGE,
+                                                          message[1:].decode())
                 socket.queue.put_nowait(packet)
         return delivered
 
@@ -293,6 +295,12 @@ class SocketIOTransport:
 
     def _event_text(self, event: Event, *, replayed: bool, meta: bool = True) -> str:
         """The socket.io packet carrying ``event``: ``[name, data, meta]``."""
+        return self._event_message(event, replayed=replayed, meta=meta)[1:].decode()
+
+    @staticmethod
+    def _event_message(event: Event, *, replayed: bool, meta: bool = True) -> bytes:
+        """The engine.io MESSAGE of :meth:`_event_text` as bytes (``42[...]``): a live
+        event's WebSocket frame is made from it with no round trip through ``str``."""
         arguments = [event.name, event.data]
         if meta:
             metadata = {"id": event.id, "channel": event.channel, "time": event.time,
@@ -300,7 +308,7 @@ class SocketIOTransport:
             if event.receipt:
                 metadata["receipt"] = True  # the publisher waits: answer with RECEIVED {id}
             arguments.append(metadata)
-        return self._encode(arguments)
+        return b"42" + jsoncodec.dumps_bytes(arguments)
 
     def _listen(self, sid: str, channel: str, last_event_id: str | None) -> int:
         """Join ``channel``, first queueing what the client missed since ``last_event_id``.
@@ -322,8 +330,8 @@ class SocketIOTransport:
             if getattr(socket, "outbox", None) is not None:
                 # held as history's own events, encoded as the client takes them;
                 # a replay of this channel still waiting is replaced, not added to
-                socket.replay(Replay(channel, missed.events, lambda event: message_frame(
-                    self._event_text(event, replayed=True, meta=meta))),
+                socket.replay(Replay(channel, missed.events, lambda event: text_frame(
+                    self._event_message(event, replayed=True, meta=meta))),
                     tuple(message_frame(text) for text in gap))
             else:
                 for text in gap:
