@@ -7,9 +7,10 @@ Three servers run side by side, each in its own process, and stay up for the who
 Each of this server's two has one socket.io listener on the code, in a process of its
 own (a listener inside the load generator would steal its CPU and skew the answer
 times). The load generator (this process, 50 keep-alive clients) fires the same
-requests at each server in turn, round after round, in a rotating order; the server
-process's CPU time per request is read from /proc. Printed: the median of the rounds
-for each server, and the ratios the project targets:
+requests at each server in turn: within a round the servers take turns in 5 slices
+(bare, WARNING, INFO, bare, ...), round after round in a rotating order; the server
+process's CPU time is read from /proc. Printed: the median of the rounds for each
+server, and the ratios the project targets:
   WARNING / bare <= 1.25;  INFO / WARNING <= 1.05.
 
     python bench/trigger.py [--requests 3000] [--concurrency 50] [--rounds 5]
@@ -39,6 +40,8 @@ from bench.support import (PROJECT_ROOT, free_port, new_event_loop,  # noqa: E40
 
 TARGET_WARNING_RATIO = 1.25
 TARGET_INFO_COST = 0.05
+SLICES = 5
+"""Turns each server takes within a round (see :func:`measure_round`)."""
 
 
 def serve_bare(port: int) -> None:
@@ -102,14 +105,34 @@ async def fire(url: str, requests: int, concurrency: int) -> None:
 
 
 async def measure(server: Server, requests: int, concurrency: int) -> float:
-    """Server CPU seconds per request over ``requests`` triggers (after a short warm-up)."""
-    await fire(server.url, min(300, requests), concurrency)
+    """Server CPU seconds spent on ``requests`` triggers."""
     before = process_cpu_seconds(server.process.pid)
     await fire(server.url, requests, concurrency)
     after = process_cpu_seconds(server.process.pid)
     if before is None or after is None:
         raise SystemExit("this benchmark reads process CPU time from /proc (Linux only)")
-    return (after - before) / requests
+    return after - before
+
+
+async def measure_round(servers: list[Server], requests: int, concurrency: int,
+                        slices: int, shift: int) -> None:
+    """One round: each server's CPU per request over ``requests`` triggers, in ``slices`` turns.
+
+    The servers take turns slice by slice (bare, WARNING, INFO, bare, ...; the
+    first server rotates with ``shift``), so a change in this shared machine's
+    load that lasts longer than a slice falls on all of them alike, and the
+    round's ratios keep less of it than whole rounds one after the other.
+    """
+    order = servers[shift:] + servers[:shift]
+    for server in order:
+        await fire(server.url, min(300, requests), concurrency)  # warm-up
+    spent = {id(server): 0.0 for server in servers}
+    per_slice = max(1, requests // slices)
+    for _ in range(slices):
+        for server in order:
+            spent[id(server)] += await measure(server, per_slice, concurrency)
+    for server in servers:
+        server.cpu_per_request.append(spent[id(server)] / (per_slice * slices))
 
 
 async def start(name: str, args: list[str], with_listener: bool) -> Server:
@@ -129,15 +152,16 @@ async def start(name: str, args: list[str], with_listener: bool) -> Server:
     return server
 
 
-async def measure_all(requests: int = 3000, concurrency: int = 50, rounds: int = 5) -> dict:
+async def measure_all(requests: int = 3000, concurrency: int = 50, rounds: int = 5,
+                      slices: int = SLICES) -> dict:
     """Run the three servers and return every round's CPU per request (µs), the medians and
     the ratios the project targets.
 
-    Each round measures the three servers one right after the other, so a ratio within a
-    round is less exposed to this shared machine's drifting load than a ratio of medians
-    taken across rounds: ``warning_ratio`` and ``info_ratio`` are the medians of the
-    rounds' ratios (WARNING / bare, INFO / WARNING), the ``*_of_medians`` ones are there
-    for comparison.
+    Within a round the three servers take turns in ``slices`` slices (see
+    :func:`measure_round`), so a ratio within a round is less exposed to this shared
+    machine's drifting load than a ratio of medians taken across rounds:
+    ``warning_ratio`` and ``info_ratio`` are the medians of the rounds' ratios
+    (WARNING / bare, INFO / WARNING), the ``*_of_medians`` ones are there for comparison.
     """
     with tempfile.TemporaryDirectory() as folder:
         def this_server(level: str) -> list[str]:
@@ -150,10 +174,8 @@ async def measure_all(requests: int = 3000, concurrency: int = 50, rounds: int =
                    await start("this server, INFO", this_server("INFO"), True)]
         try:
             for round_number in range(rounds):
-                shift = round_number % len(servers)
-                for server in servers[shift:] + servers[:shift]:
-                    server.cpu_per_request.append(
-                        await measure(server, requests, concurrency))
+                await measure_round(servers, requests, concurrency, slices,
+                                    round_number % len(servers))
                 await asyncio.sleep(0.2)  # let the log writers flush between rounds
         finally:
             for server in servers:
@@ -162,7 +184,7 @@ async def measure_all(requests: int = 3000, concurrency: int = 50, rounds: int =
                 stop_process(server.process)
 
     bare, warning, info = servers
-    return {"requests": requests, "concurrency": concurrency, "rounds": rounds,
+    return {"requests": requests, "concurrency": concurrency, "rounds": rounds, "slices": slices,
             "names": {"bare": bare.name, "warning": warning.name, "info": info.name},
             "cpu_us": {key: [value * 1e6 for value in server.cpu_per_request]
                        for key, server in (("bare", bare), ("warning", warning),
@@ -186,9 +208,10 @@ def median_ratio(figures: list[float], baselines: list[float]) -> float | None:
 
 
 def report(results: dict) -> str:
-    lines = [f"GET /notify, {results['requests']} requests a round, {results['concurrency']} "
-             f"concurrent keep-alive clients, {results['rounds']} interleaved rounds, medians; "
-             f"1 socket.io listener in its own process", "",
+    lines = [f"GET /notify, {results['requests']} requests a round in {results['slices']} "
+             f"turns per server, {results['concurrency']} concurrent keep-alive clients, "
+             f"{results['rounds']} interleaved rounds, medians; 1 socket.io listener in its "
+             f"own process", "",
              f"{'server':<24}{'CPU per request':>17}   rounds (µs)"]
     for key, name in results["names"].items():
         rounds = " ".join(f"{value:.1f}" for value in results["cpu_us"][key])
