@@ -8,8 +8,8 @@ a trigger took (callgrind; README, "Performance"). :class:`JSONAnswer` knows
 its body is bytes of a known length, so :meth:`JSONAnswer.prepare` sets
 ``Content-Length``, ``Date``, ``Server`` and ``Connection`` the way aiohttp
 does and hands the header block to aiohttp's own writer, which sends it with
-the body in one write. What it does not know (a cookie, compression, chunking)
-goes through aiohttp's general path unchanged.
+the body in one write. What it does not know (a cookie, compression, chunking,
+a status without a body) goes through aiohttp's general path unchanged.
 
 The bytes on the wire equal ``web.Response``'s for GET, HEAD, HTTP/1.0 and
 closing connections (tests/test_json_answer.py compares them), so no client
@@ -24,6 +24,8 @@ from aiohttp.helpers import rfc822_formatted_time
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion10, HttpVersion11
 
 CONTENT_TYPE = "application/json"
+NO_BODY_STATUSES = frozenset({204, 304})
+"""Answers that carry no body and no length: left to aiohttp's own rules."""
 
 
 class JSONAnswer(web.StreamResponse):
@@ -43,7 +45,7 @@ class JSONAnswer(web.StreamResponse):
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         if (self._eof_sent or self._payload_writer is not None or self._cookies
-                or self._compression or self._chunked):
+                or self._compression or self._chunked or self._status in NO_BODY_STATUSES):
             self.content_length = len(self._json)
             return await super().prepare(request)
         self._req = request

@@ -81,6 +81,7 @@ REQUEST_FORMS = {
     "HEAD": "HEAD {path} HTTP/1.1\r\nHost: x",
     "an error status": "GET {path}?status=404 HTTP/1.1\r\nHost: x",
     "a cookie (aiohttp's own path)": "GET {path}?cookie=1 HTTP/1.1\r\nHost: x",
+    "a status without a body (aiohttp's own path)": "GET {path}?status=204 HTTP/1.1\r\nHost: x",
 }
 
 
@@ -92,7 +93,9 @@ async def test_the_answer_on_the_wire_is_aiohttps_own(both_answers: int, form: s
     assert lean == stock
     status_line, headers, body = lean
     assert ("Content-Type", "application/json") in headers
-    if form == "HEAD":
+    if "without a body" in form:
+        assert body == b"" and not any(name == "Content-Length" for name, _ in headers)
+    elif form == "HEAD":
         assert body == b"" and ("Content-Length", str(len(BODY))) in headers
     else:
         assert body == BODY
