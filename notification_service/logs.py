@@ -222,26 +222,34 @@ class EnqueueHandler(logging.Handler):
         self.json = log_format == "json"
         self._second = -1
         self._stamp = ""
+        self._millisecond = -1
+        self._time = ""  # the time part of lines in self._millisecond (see _time_text)
 
     def line(self, name: str, level: str, message: str, fields: dict[str, str]) -> None:
         """Queue one finished line, formatted as the writer's formatter would (text or JSON)."""
         if self.records.qsize() >= self.limit:
             self.dropped += 1
             return
-        now = time.time()
-        second = int(now)
+        millisecond = int(time.time() * 1000)
+        if millisecond != self._millisecond:  # several lines share a millisecond under load
+            self._millisecond = millisecond
+            self._time = self._time_text(millisecond)
+        if self.json:
+            self.records.put_nowait(orjson.dumps(
+                {"time": self._time, "level": level, "logger": name, "message": message,
+                 **fields}).decode())
+        else:
+            self.records.put_nowait(f"{self._time} {level} {name}: {message}")
+
+    def _time_text(self, millisecond: int) -> str:
+        """The time part of a line: ``2026-12-01 20:41:07,123`` (JSON: ``...T20:41:07.123Z``)."""
+        second, millis = divmod(millisecond, 1000)
         if second != self._second:  # the date part changes once a second
             self._second = second
             self._stamp = (datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
                            if self.json else time.strftime("%Y-%m-%d %H:%M:%S",
                                                            time.localtime(second)))
-        millis = int((now - second) * 1000)
-        if self.json:
-            self.records.put_nowait(orjson.dumps(
-                {"time": f"{self._stamp}.{millis:03d}Z", "level": level, "logger": name,
-                 "message": message, **fields}).decode())
-        else:
-            self.records.put_nowait(f"{self._stamp},{millis:03d} {level} {name}: {message}")
+        return f"{self._stamp}.{millis:03d}Z" if self.json else f"{self._stamp},{millis:03d}"
 
     def emit(self, record: logging.LogRecord) -> None:
         if self.records.qsize() >= self.limit:
