@@ -44,9 +44,12 @@ class JSONAnswer(web.StreamResponse):
         return self._json.decode()
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        if (self._eof_sent or self._payload_writer is not None or self._cookies
-                or self._compression or self._chunked or self._status in NO_BODY_STATUSES):
-            self.content_length = len(self._json)
+        if self._eof_sent or self._payload_writer is not None:
+            return await super().prepare(request)  # prepared before: what aiohttp answers
+        if (self._cookies or self._compression or self._chunked
+                or self._status in NO_BODY_STATUSES):
+            if not self._chunked:
+                self.content_length = len(self._json)
             return await super().prepare(request)
         self._req = request
         writer = self._payload_writer = request._payload_writer

@@ -30,6 +30,8 @@ async def both_answers() -> AsyncIterator[int]:
             response.set_cookie("seen", "1")
         if "compress" in request.query:
             response.enable_compression()
+        if "chunked" in request.query:
+            response.enable_chunked_encoding()
         return response
 
     async def stock(request: web.Request) -> web.StreamResponse:
@@ -39,6 +41,8 @@ async def both_answers() -> AsyncIterator[int]:
             response.set_cookie("seen", "1")
         if "compress" in request.query:
             response.enable_compression()
+        if "chunked" in request.query:
+            response.enable_chunked_encoding()
         return response
 
     app = web.Application()
@@ -56,17 +60,24 @@ async def both_answers() -> AsyncIterator[int]:
 
 
 async def exchange(port: int, request_head: str) -> tuple[str, list[tuple[str, str]], bytes]:
-    """Send one request head; the status line, the headers but Date (in order) and the body."""
+    """Send one request head; the status line, the headers but Date (in order) and the body
+    (de-chunked)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(request_head.encode() + b"\r\n\r\n")
         head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode("latin-1")
         lines = head.rstrip("\r\n").split("\r\n")
         headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:]]
-        length = dict((name.lower(), value) for name, value in headers).get("content-length")
+        named = dict((name.lower(), value) for name, value in headers)
         body = b""
-        if length is not None and not request_head.startswith("HEAD"):
-            body = await asyncio.wait_for(reader.readexactly(int(length)), 10)
+        if request_head.startswith("HEAD"):
+            pass
+        elif named.get("transfer-encoding") == "chunked":
+            while size := int(await asyncio.wait_for(reader.readline(), 10), 16):
+                body += await reader.readexactly(size)
+                await reader.readexactly(2)  # the CRLF after each chunk
+        elif "content-length" in named:
+            body = await asyncio.wait_for(reader.readexactly(int(named["content-length"])), 10)
         assert sum(name == "Date" for name, _ in headers) == 1
         return lines[0], [header for header in headers if header[0] != "Date"], body
     finally:
@@ -82,6 +93,7 @@ REQUEST_FORMS = {
     "an error status": "GET {path}?status=404 HTTP/1.1\r\nHost: x",
     "a cookie (aiohttp's own path)": "GET {path}?cookie=1 HTTP/1.1\r\nHost: x",
     "a status without a body (aiohttp's own path)": "GET {path}?status=204 HTTP/1.1\r\nHost: x",
+    "chunked (aiohttp's own path)": "GET {path}?chunked=1 HTTP/1.1\r\nHost: x",
 }
 
 
