@@ -78,4 +78,3 @@ class JSONAnswer(web.StreamResponse):
     async def write_eof(self, data: bytes = b"") -> None:
         if not self._eof_sent:
             await super().write_eof(b"" if self._must_be_empty_body else self._json)
-

@@ -24,8 +24,8 @@ BODY = b'{"success":1,"count":0,"msg":"Broadcast event to 0 clients"}'
 @pytest.fixture
 async def both_answers() -> AsyncIterator[int]:
     """A bare aiohttp app answering /lean with JSONAnswer and /stock with web.Response."""
-    async def lean(request: web.Request) -> web.StreamResponse:
-        response = JSONAnswer(BODY, int(request.query.get("status", "200")))
+    def as_asked(response: web.StreamResponse, request: web.Request) -> web.StreamResponse:
+        """The answer with what the query asks of it: a cookie, compression, chunking."""
         if "cookie" in request.query:
             response.set_cookie("seen", "1")
         if "compress" in request.query:
@@ -34,16 +34,12 @@ async def both_answers() -> AsyncIterator[int]:
             response.enable_chunked_encoding()
         return response
 
+    async def lean(request: web.Request) -> web.StreamResponse:
+        return as_asked(JSONAnswer(BODY, int(request.query.get("status", "200"))), request)
+
     async def stock(request: web.Request) -> web.StreamResponse:
-        response = web.Response(body=BODY, status=int(request.query.get("status", "200")),
-                                content_type="application/json")
-        if "cookie" in request.query:
-            response.set_cookie("seen", "1")
-        if "compress" in request.query:
-            response.enable_compression()
-        if "chunked" in request.query:
-            response.enable_chunked_encoding()
-        return response
+        return as_asked(web.Response(body=BODY, status=int(request.query.get("status", "200")),
+                                     content_type="application/json"), request)
 
     app = web.Application()
     app.router.add_route("*", "/lean", lean)
