@@ -225,9 +225,10 @@ class EnqueueHandler(logging.Handler):
         self._millisecond = -1
         self._time = ""  # the time part of lines in self._millisecond (see _time_text)
 
-    def line(self, name: str, level: str, message: str, fields: dict[str, str]) -> None:
-        """Queue one finished line, formatted as the writer's formatter would (text or JSON)."""
-        if self.records.qsize() >= self.limit:
+    def line(self, name: str, message: str, fields: dict[str, str]) -> None:
+        """Queue one finished INFO line, formatted as the writer's formatter would (text or JSON)."""
+        records = self.records
+        if records.qsize() >= self.limit:
             self.dropped += 1
             return
         millisecond = int(time.time() * 1000)
@@ -235,11 +236,11 @@ class EnqueueHandler(logging.Handler):
             self._millisecond = millisecond
             self._time = self._time_text(millisecond)
         if self.json:
-            self.records.put_nowait(orjson.dumps(
-                {"time": self._time, "level": level, "logger": name, "message": message,
+            records.put_nowait(orjson.dumps(
+                {"time": self._time, "level": "INFO", "logger": name, "message": message,
                  **fields}).decode())
         else:
-            self.records.put_nowait(f"{self._time} {level} {name}: {message}")
+            records.put_nowait(f"{self._time} INFO {name}: {message}")
 
     def _time_text(self, millisecond: int) -> str:
         """The time part of a line: ``2026-12-01 20:41:07,123`` (JSON: ``...T20:41:07.123Z``)."""
@@ -482,7 +483,7 @@ def info_line(logger: logging.Logger, message: str, **fields: str) -> None:
     lines = _LINES
     handlers = logging.root.handlers
     if lines is not None and len(handlers) == 1 and handlers[0] is lines \
-            and not logger.handlers and logger.propagate:
-        lines.line(logger.name, "INFO", message, fields)
+            and logger.propagate and not logger.handlers:
+        lines.line(logger.name, message, fields)
     else:
         logger.info("%s", message, extra=fields)
