@@ -4,6 +4,7 @@ and children from /proc, summarise latencies. Nothing here measures anything by 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import resource
 import socket
@@ -57,8 +58,47 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
 
 
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.clock_getcpuclockid, libc.clock_gettime  # noqa: B018 (both must exist)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _libc()
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("seconds", ctypes.c_long), ("nanoseconds", ctypes.c_long)]
+
+
+def _cpu_clock_seconds(pid: int) -> float | None:
+    """A process's CPU time to the nanosecond (all its threads), from its POSIX CPU-time clock.
+
+    /proc's figures count in ticks of 10 ms, a sixth of a benchmark's slice of
+    2,000 requests; this clock lets slices be short and many.
+    """
+    if _LIBC is None:
+        return None
+    clock = ctypes.c_int()
+    if _LIBC.clock_getcpuclockid(pid, ctypes.byref(clock)) != 0:
+        return None
+    now = _Timespec()
+    if _LIBC.clock_gettime(clock, ctypes.byref(now)) != 0:
+        return None
+    return now.seconds + now.nanoseconds / 1e9
+
+
 def process_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process (Linux /proc), None where unavailable."""
+    """User + system CPU time of a process: to the nanosecond where the C library tells it
+    (Linux), else from /proc in clock ticks; None where neither is available."""
+    precise = _cpu_clock_seconds(pid)
+    if precise is not None:
+        return precise
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:

@@ -84,6 +84,7 @@ class Server:
     url: str
     process: subprocess.Popen
     listener: subprocess.Popen | None = None
+    http: aiohttp.ClientSession | None = None  # the load generator's keep-alive clients
     cpu_per_request: list[float] = field(default_factory=list)  # one figure per round
 
     @property
@@ -91,23 +92,27 @@ class Server:
         return statistics.median(self.cpu_per_request)
 
 
-async def fire(url: str, requests: int, concurrency: int) -> None:
+async def fire(server: Server, requests: int, concurrency: int) -> None:
+    """``requests`` triggers from ``concurrency`` clients whose keep-alive connections last
+    the whole run (a new connection per turn would add its set-up to every figure)."""
+    if server.http is None:
+        server.http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency))
+    http, url = server.http, server.url
     numbers = iter(range(requests))
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as http:
-        async def worker() -> None:
-            for n in numbers:
-                async with http.get(f"{url}/notify?code=bench&event=tick&n={n}") as response:
-                    await response.read()
-                    if response.status != 200:
-                        raise RuntimeError(f"{url}: status {response.status}")
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    async def worker() -> None:
+        for n in numbers:
+            async with http.get(f"{url}/notify?code=bench&event=tick&n={n}") as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{url}: status {response.status}")
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
 async def measure(server: Server, requests: int, concurrency: int) -> float:
     """Server CPU seconds spent on ``requests`` triggers."""
     before = process_cpu_seconds(server.process.pid)
-    await fire(server.url, requests, concurrency)
+    await fire(server, requests, concurrency)
     after = process_cpu_seconds(server.process.pid)
     if before is None or after is None:
         raise SystemExit("this benchmark reads process CPU time from /proc (Linux only)")
@@ -125,7 +130,7 @@ async def measure_round(servers: list[Server], requests: int, concurrency: int,
     """
     order = servers[shift:] + servers[:shift]
     for server in order:
-        await fire(server.url, min(300, requests), concurrency)  # warm-up
+        await fire(server, min(300, requests), concurrency)  # warm-up
     spent = {id(server): 0.0 for server in servers}
     per_slice = max(1, requests // slices)
     for _ in range(slices):
@@ -179,6 +184,8 @@ async def measure_all(requests: int = 3000, concurrency: int = 50, rounds: int =
                 await asyncio.sleep(0.2)  # let the log writers flush between rounds
         finally:
             for server in servers:
+                if server.http is not None:
+                    await server.http.close()
                 if server.listener is not None:
                     stop_process(server.listener)
                 stop_process(server.process)
@@ -236,7 +243,8 @@ def report(results: dict) -> str:
 
 
 async def main(options: argparse.Namespace) -> None:
-    print(report(await measure_all(options.requests, options.concurrency, options.rounds)))
+    print(report(await measure_all(options.requests, options.concurrency, options.rounds,
+                                   options.slices)))
 
 
 if __name__ == "__main__":
@@ -244,6 +252,8 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--slices", type=int, default=SLICES,
+                        help=f"turns each server takes within a round (default {SLICES})")
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--listen", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
