@@ -39,7 +39,7 @@ def create_app(settings: Settings) -> web.Application:
     prepare(settings.data_dir, "data folder", "--data-dir")
     limits = RateLimits.from_settings(settings)
     request_guards = guards.RequestGuards(settings.host, settings.allowed_hosts,
-                                          settings.cors_origins, limits)
+                                          settings.cors_origins, limits, settings.trust_proxy)
     app = web.Application(
         middlewares=[frontdoor.middleware(cors.CorsPolicy(settings.cors_origins),
                                           request_guards, settings.body_timeout,

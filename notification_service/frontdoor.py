@@ -7,8 +7,10 @@ body still arriving gets its deadline (http_limits.py); then the handler.
 Whatever any of them raises becomes the JSON error of errors.py, and every
 answer is labelled (:func:`label`: nosniff, and its CORS origin) on its way out.
 
-Each concern stays in its own module as a plain step; only the order lives
-here. aiohttp runs every middleware as a coroutine wrapped around the next,
+What each step asks of the matched route (its name, whether it matched at
+all, whether it is python-engineio's) is decided once per route and kept
+(:func:`.guards.route_facts`). Each concern stays in its own module as a plain
+step; only the order lives here. aiohttp runs every middleware as a coroutine wrapped around the next,
 and every ``on_response_prepare`` hook as another coroutine per answer: five
 middlewares and two hooks cost a GET trigger more than its delivery to a
 listener, so there is one middleware and no hook. An answer a handler starts
@@ -34,17 +36,20 @@ def middleware(policy: cors.CorsPolicy, request_guards: guards.RequestGuards,
     requests check their own origins and bodies; they pass the Host guard only.
     """
 
+    known_routes: dict[object, guards.RouteFacts] = {}
+
     @web.middleware
     async def front_door(request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            if request.path.startswith(socketio_path):
+            route = guards.route_facts(request, socketio_path, known_routes)
+            if route.socketio:
                 request_guards.check_host(request)
             else:
                 preflight = policy.preflight(request)
                 if preflight is not None:
                     return preflight
-                page_trigger = trigger.is_page_trigger(request)
-                request_guards.check(request, page_trigger)
+                page_trigger = trigger.is_page_trigger(request, route)
+                request_guards.check(request, route, page_trigger)
                 if page_trigger:
                     handler = trigger.trigger
             if body_pending(request):
@@ -61,6 +66,7 @@ def middleware(policy: cors.CorsPolicy, request_guards: guards.RequestGuards,
             label(request, response)
         return response
 
+    front_door.known_routes = known_routes  # type: ignore[attr-defined]  # read by tests
     return front_door
 
 

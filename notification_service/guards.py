@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from aiohttp import web
 from yarl import URL
@@ -50,6 +50,39 @@ CROSS_SITE_FETCHES = frozenset({"cross-site", "same-site"})
 JSON_EXAMPLE = "curl -H 'Content-Type: application/json' -d '{\"text\": \"hi\"}' URL"
 
 
+class RouteFacts(NamedTuple):
+    """What the front door asks of the route a request matched, decided once per route.
+
+    A matched route lasts as long as its app, so the front door keeps these per
+    route object (:func:`route_facts`) instead of reading aiohttp's properties on
+    every request. A 404 or 405 has a route of its own per request: its facts
+    are decided again each time and never kept.
+    """
+
+    name: str | None
+    error: bool  # no handler: aiohttp answers 404 or 405
+    not_found: bool  # the error is a 404 (a path that matches nothing)
+    socketio: bool  # python-engineio's route: it checks its own origins and bodies
+
+
+def route_facts(request: web.Request, socketio_path: str,
+                known: dict[object, RouteFacts]) -> RouteFacts:
+    """The :class:`RouteFacts` of ``request``'s route, kept in ``known`` for the next request."""
+    match_info = request.match_info
+    route = match_info.route
+    facts = known.get(route)
+    if facts is None:
+        exception = match_info.http_exception
+        if exception is None:
+            facts = known[route] = RouteFacts(
+                route.name, False, False, route.resource is not None
+                and route.resource.canonical.startswith(socketio_path))
+        else:
+            facts = RouteFacts(None, True, isinstance(exception, web.HTTPNotFound),
+                               request.path.startswith(socketio_path))
+    return facts
+
+
 def _is_ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
@@ -66,11 +99,13 @@ class RequestGuards:
         ``*`` to answer any Host).
     :param cors_origins: ``--cors-origin`` origins whose pages may publish (``*`` for any).
     :param limits: the rate limits per client address (also ``app[RATE_LIMITS_KEY]``).
+    :param trust_proxy: ``--trust-proxy`` (see :func:`.proxies.client_address`).
     """
 
     def __init__(self, bound_host: str, allowed_hosts: Iterable[str],
-                 cors_origins: Iterable[str], limits: RateLimits) -> None:
+                 cors_origins: Iterable[str], limits: RateLimits, trust_proxy: int = 0) -> None:
         self.limits = limits
+        self.trust_proxy = trust_proxy
         entries = [entry.strip().lower().rstrip(".") for entry in allowed_hosts]
         self.any_host = "*" in entries
         names = [entry.removeprefix("*") for entry in entries if entry != "*"]
@@ -136,29 +171,29 @@ class RequestGuards:
             f"send no Origin header are not affected.")
 
     # -- all of them, in order -------------------------------------------
-    def check(self, request: web.Request, page_trigger: bool) -> None:
+    def check(self, request: web.Request, route: RouteFacts, page_trigger: bool) -> None:
         """Raise the ApiError of the first guard ``request`` fails (see the module docstring).
 
-        ``page_trigger``: the request is a page URL that triggers (it publishes).
-        Not for ``/socket.io/`` requests: those pass :meth:`check_host` only.
+        ``route``: the facts of its route (:func:`route_facts`). ``page_trigger``:
+        the request is a page URL that triggers (it publishes). Not for
+        ``/socket.io/`` requests: those pass :meth:`check_host` only.
         """
         self.check_host(request)
-        match_info = request.match_info
-        route = match_info.route.name
-        publishing = page_trigger or route in PUBLISHING_ROUTES
+        name = route.name
+        publishing = page_trigger or name in PUBLISHING_ROUTES
         method = request.method
-        if (match_info.http_exception is not None and not publishing) or method == "OPTIONS":
+        if (route.error and not publishing) or method == "OPTIONS":
             return  # a 404/405 is answered as such
         if publishing or method not in SAFE_METHODS:
             self.check_site(request)
         limits = self.limits
         if publishing:
-            limits.publishing(client_address(request))
-        elif route in LOOKUP_ROUTES:
-            limits.looking_up(client_address(request))
-        elif route in SUBSCRIBE_ROUTES and method == "POST":
-            limits.subscribing(client_address(request))
-        if method not in SAFE_METHODS and route not in OTHER_BODY_ROUTES:
+            limits.publishing(client_address(request, self.trust_proxy))
+        elif name in LOOKUP_ROUTES:
+            limits.looking_up(client_address(request, self.trust_proxy))
+        elif name in SUBSCRIBE_ROUTES and method == "POST":
+            limits.subscribing(client_address(request, self.trust_proxy))
+        if method not in SAFE_METHODS and name not in OTHER_BODY_ROUTES:
             self.check_json_body(request)
 
     # -- 4. JSON bodies --------------------------------------------------

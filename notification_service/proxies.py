@@ -20,13 +20,16 @@ from aiohttp import web
 from .config import SETTINGS_KEY
 
 
-def client_address(request: web.Request) -> str:
+def client_address(request: web.Request, hops: int | None = None) -> str:
     """The client's IP address: the TCP peer, or with ``--trust-proxy`` the forwarded one.
 
     The one function connection listings and rate limits ask, so they always agree.
+    ``hops``: the server's ``--trust-proxy``, when the caller has it at hand (the
+    request guards, on every request); else it is read from the app's settings.
     """
     peer = request.remote or ""
-    hops = request.app[SETTINGS_KEY].trust_proxy
+    if hops is None:
+        hops = request.app[SETTINGS_KEY].trust_proxy
     if hops <= 0:
         return peer
     chain = forwarded_chain(request)

@@ -181,3 +181,25 @@ fetch("{target}/broadcast/victim/post_pwned", {{method: "POST", mode: "no-cors",
         await tab.close()
         await listener.close()
         await runner.cleanup()
+
+
+async def test_the_front_door_keeps_the_facts_of_matched_routes_only(server, http):
+    """Route facts are decided once per route; paths that match nothing are never kept.
+
+    Otherwise every scanner's made-up path would grow the front door's memory.
+    """
+    for n in range(40):
+        async with http.get(f"{server.url}/no-such-page-{n}") as response:
+            assert response.status == 404
+    async with http.get(f"{server.url}/no-such-page?code=1234&event=tick") as response:
+        assert (await response.json())["event"] == "TICK"  # a 404 path still triggers
+    for name in ("a", "b"):
+        async with http.get(f"{server.url}/notify?code=1234&event={name}") as response:
+            assert response.status == 200
+    async with http.get(f"{server.url}/socket.io/?EIO=4&transport=polling") as response:
+        assert response.status == 200
+    known = server.app.middlewares[0].known_routes
+    assert [facts.name for facts in known.values()].count("notify") == 1
+    assert all(not facts.error and facts.name == route.name for route, facts in known.items())
+    assert [facts.socketio for facts in known.values()].count(True) == 1
+    assert len(known) <= len(list(server.app.router.routes()))

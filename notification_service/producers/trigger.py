@@ -20,6 +20,7 @@ from .. import jsoncodec
 from ..config import SETTINGS_KEY
 from ..errors import MISSING_PARAMETER, ApiError
 from ..events import trigger_event_name, validate_code
+from ..guards import RouteFacts
 from ..hub import HUB_KEY, DeliveryReport, mask
 from ..tokens import require_token
 from .body import query_flag
@@ -123,20 +124,15 @@ def seed_answer(report: DeliveryReport) -> dict[str, object]:
     return answer
 
 
-def _is_page_request(request: web.Request) -> bool:
-    """A page folder or a path that matches nothing (not an API route of another method)."""
-    match_info = request.match_info
-    if match_info.http_exception is not None:
-        return isinstance(match_info.http_exception, web.HTTPNotFound)
-    return match_info.route.name in PAGE_ROUTE_NAMES
-
-
-def is_page_trigger(request: web.Request) -> bool:
+def is_page_trigger(request: web.Request, route: RouteFacts) -> bool:
     """The seed README's form: a page URL with ``code`` and ``event`` in its query.
 
-    Such a request triggers (:func:`trigger`) instead of serving the page (frontdoor.py).
+    A page URL is one of the page folders or a path that matches nothing (not
+    an API route of another method). Such a request triggers (:func:`trigger`)
+    instead of serving the page (frontdoor.py).
     """
-    if request.method not in ("GET", "HEAD") or not _is_page_request(request):
+    if not (route.not_found if route.error else route.name in PAGE_ROUTE_NAMES) \
+            or request.method not in ("GET", "HEAD"):
         return False  # decided without parsing the query: every API route, /notify too
     query = request.query
     return "event" in query and "code" in query

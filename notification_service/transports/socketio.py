@@ -251,10 +251,10 @@ class SocketIOTransport:
         connection. Connections that asked for events without metadata get a
         second encoding, made only if needed.
         """
-        room = self._room(event.channel)
-        if not room:
-            return 0
         channel = event.channel
+        room = self._room(channel)
+        if room is None:  # python-socketio drops a room when its last member leaves
+            return 0
         message = self._event_message(event, replayed=False)
         frame = text_frame(message)
         packet: engineio_packet.Packet | None = None  # made only if a polling member needs it
