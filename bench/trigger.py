@@ -6,11 +6,12 @@ Three servers run side by side, each in its own process, and stay up for the who
   INFO      this server at --loglevel INFO, logging to a file
 Each of this server's two has one socket.io listener on the code, in a process of its
 own (a listener inside the load generator would steal its CPU and skew the answer
-times). The load generator (this process, 50 keep-alive clients) fires the same
-requests at each server in turn: within a round the servers take turns in 5 slices
-(bare, WARNING, INFO, bare, ...), round after round in a rotating order; the server
-process's CPU time is read from /proc. Printed: the median of the rounds for each
-server, and the ratios the project targets:
+times). The load generator (this process, 50 keep-alive clients per server, connected
+once for the whole run) fires the same requests at each server in turn: within a round
+the servers take turns in 20 slices (bare, WARNING, INFO, bare, ...), round after round
+in a rotating order; each server process's CPU time is read to the nanosecond from its
+POSIX CPU-time clock (from /proc in 10 ms ticks where that clock is missing). Printed:
+the median of the rounds for each server, and the ratios the project targets:
   WARNING / bare <= 1.25;  INFO / WARNING <= 1.05.
 
     python bench/trigger.py [--requests 3000] [--concurrency 50] [--rounds 5]
@@ -40,8 +41,9 @@ from bench.support import (PROJECT_ROOT, free_port, new_event_loop,  # noqa: E40
 
 TARGET_WARNING_RATIO = 1.25
 TARGET_INFO_COST = 0.05
-SLICES = 5
-"""Turns each server takes within a round (see :func:`measure_round`)."""
+SLICES = 20
+"""Turns each server takes within a round (see :func:`measure_round`): the machine's load
+drifts over seconds, and short turns spread each drift over all three servers."""
 
 
 def serve_bare(port: int) -> None:
@@ -115,7 +117,7 @@ async def measure(server: Server, requests: int, concurrency: int) -> float:
     await fire(server, requests, concurrency)
     after = process_cpu_seconds(server.process.pid)
     if before is None or after is None:
-        raise SystemExit("this benchmark reads process CPU time from /proc (Linux only)")
+        raise SystemExit("this benchmark reads another process's CPU time (Linux only)")
     return after - before
 
 
