@@ -79,8 +79,8 @@ class _Timespec(ctypes.Structure):
 def _cpu_clock_seconds(pid: int) -> float | None:
     """A process's CPU time to the nanosecond (all its threads), from its POSIX CPU-time clock.
 
-    /proc's figures count in ticks of 10 ms, a sixth of a benchmark's slice of
-    2,000 requests; this clock lets slices be short and many.
+    /proc's figures count in ticks of 10 ms, about a quarter of what bench/trigger.py's
+    turn of 500 requests costs a server; this clock lets turns be short and many.
     """
     if _LIBC is None:
         return None

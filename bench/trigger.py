@@ -14,7 +14,7 @@ POSIX CPU-time clock (from /proc in 10 ms ticks where that clock is missing). Pr
 the median of the rounds for each server, and the ratios the project targets:
   WARNING / bare <= 1.25;  INFO / WARNING <= 1.05.
 
-    python bench/trigger.py [--requests 3000] [--concurrency 50] [--rounds 5]
+    python bench/trigger.py [--requests 3000] [--concurrency 50] [--rounds 5] [--slices 20]
 
 ``measure_all()`` returns the same figures; bench/fanout.py calls it for its targets table.
 """

@@ -168,6 +168,17 @@ def decode_client_packet(packet_class: type, data: Any) -> tuple[Any, str | None
     return pkt, None
 
 
+def event_message(arguments: list[Any]) -> bytes:
+    """The engine.io MESSAGE (``4``) carrying the socket.io EVENT packet (``2``) of the main
+    namespace with ``arguments``, as python-socketio writes it, in bytes.
+
+    Built here rather than by python-socketio's Packet: event data is JSON from a
+    producer, never bytes, so its recursive search for binary parts (about 6% of a
+    publish) is not needed.
+    """
+    return b"42" + jsoncodec.dumps_bytes(arguments)
+
+
 class SocketIOTransport:
     """Delivers Events to socket.io rooms named after channels.
 
@@ -285,13 +296,8 @@ class SocketIOTransport:
 
     @staticmethod
     def _encode(arguments: list[Any]) -> str:
-        """The socket.io EVENT packet for the main namespace, as python-socketio writes it.
-
-        Built here rather than by python-socketio's Packet: event data is JSON
-        from a producer, never bytes, so its recursive search for binary parts
-        (about 6% of a publish) is not needed.
-        """
-        return "2" + jsoncodec.dumps(arguments)
+        """The socket.io EVENT packet for the main namespace, as text (see :func:`event_message`)."""
+        return event_message(arguments)[1:].decode()
 
     def _event_text(self, event: Event, *, replayed: bool, meta: bool = True) -> str:
         """The socket.io packet carrying ``event``: ``[name, data, meta]``."""
@@ -308,7 +314,7 @@ class SocketIOTransport:
             if event.receipt:
                 metadata["receipt"] = True  # the publisher waits: answer with RECEIVED {id}
             arguments.append(metadata)
-        return b"42" + jsoncodec.dumps_bytes(arguments)
+        return event_message(arguments)
 
     def _listen(self, sid: str, channel: str, last_event_id: str | None) -> int:
         """Join ``channel``, first queueing what the client missed since ``last_event_id``.
